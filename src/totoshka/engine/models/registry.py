@@ -1,0 +1,47 @@
+"""Which loader builds a style's network: one entry per model family.
+
+New families slot in by adding a loader here; the stylizer, tiling and backends
+only ever see `forward(x) -> y` modules (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from totoshka.engine.catalog import Model, Style
+from totoshka.engine.errors import EngineError
+from totoshka.engine.models.ml5 import load_ml5
+from totoshka.engine.models.transformer_net import load_transformer_net
+
+# (model folder in the cache, model record, style record) -> ready network
+Loader = Callable[[Path, Model, Style], nn.Module]
+
+
+def _ml5(folder: Path, model: Model, style: Style) -> nn.Module:
+    return load_ml5(folder)
+
+
+def _pytorch(folder: Path, model: Model, style: Style) -> nn.Module:
+    # saved_models.zip holds several styles; a single .pth is a model of one file.
+    archive_or_file = folder / Path(model.files[0].path).name
+    return load_transformer_net(archive_or_file, member=style.member)
+
+
+LOADERS: dict[str, Loader] = {"ml5": _ml5, "pytorch": _pytorch}
+
+
+def register_loader(family: str, loader: Loader) -> None:
+    if family in LOADERS and LOADERS[family] is not loader:
+        raise ValueError(f"a loader for family {family!r} is already registered")
+    LOADERS[family] = loader
+
+
+def load_network(folder: Path, model: Model, style: Style) -> nn.Module:
+    try:
+        loader = LOADERS[model.family]
+    except KeyError:
+        raise EngineError(f"style {style.id!r}: unknown model family {model.family!r}") from None
+    return loader(folder, model, style)

@@ -1,0 +1,121 @@
+"""The one entry point that turns a photo into a painting.
+
+The CLI, the bot's workers and the benchmark all go through `Stylizer`, so a
+style behaves the same everywhere. Networks are loaded on first use and kept in
+a small LRU cache (loading is far slower than a warm inference, and a bot serves
+the same few styles all day); the cache is guarded by a lock so worker threads
+can share one Stylizer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from totoshka.engine import color
+from totoshka.engine.backends import Runner, select_runner
+from totoshka.engine.catalog import Catalog, Style, load_catalog
+from totoshka.engine.errors import EngineError
+from totoshka.engine.models.registry import load_network
+from totoshka.engine.store import ModelStore
+
+DEFAULT_MAX_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class OwnStyle:
+    """A style from the user's own painting(s), as Magenta style vectors.
+
+    `vectors` pairs each painting's vector with its weight (mixing two paintings);
+    `style_strength` < 1 mixes in the photo's own vector (Magenta's recipe).
+    """
+
+    vectors: tuple[tuple[tuple[float, ...], float], ...]
+    style_strength: float = 1.0
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    array = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_image(x: Tensor) -> Image.Image:
+    array = x[0].clamp(0, 255).add(0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+
+
+def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Downscale (never upscale) so the longer side is at most `max_side`."""
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+class Stylizer:
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        store: ModelStore | None = None,
+        *,
+        backend: str = "auto",
+        cache_size: int = 4,
+    ) -> None:
+        self.catalog = catalog or load_catalog()
+        self.store = store or ModelStore()
+        self.runner: Runner = select_runner(backend)
+        self._cache: OrderedDict[str, nn.Module] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def network(self, style_id: str) -> nn.Module:
+        """The style's network, loaded once and kept while it is in use."""
+        with self._lock:
+            net = self._cache.get(style_id)
+            if net is not None:
+                self._cache.move_to_end(style_id)
+                return net
+        style: Style = self.catalog.style(style_id)
+        model = self.catalog.model(style.model)
+        folder = self.store.ensure(model)
+        net = load_network(folder, model, style)
+        with self._lock:
+            self._cache[style_id] = net
+            self._cache.move_to_end(style_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return net
+
+    def stylize(
+        self,
+        image: Image.Image,
+        style: str | OwnStyle,
+        *,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        strength: float = 1.0,
+        preserve_colors: bool = False,
+    ) -> Image.Image:
+        if not 0.0 <= strength <= 1.0:
+            raise EngineError("strength must be between 0 and 1")
+        photo = to_tensor(fit_within(image, max_side))
+        if isinstance(style, OwnStyle):
+            net = self.own_style_network(style, photo)
+        else:
+            net = self.network(style)
+        painting = self.runner.run(net, photo)
+        if preserve_colors:
+            painting = color.preserve_colors(photo, painting)
+        return to_image(color.blend(photo, painting, strength))
+
+    def own_style_network(self, style: OwnStyle, photo: Tensor) -> nn.Module:
+        raise EngineError("own styles need the Magenta model, which is not wired in yet")
+
+    def style_vector(self, painting: Image.Image) -> list[float]:
+        raise EngineError("own styles need the Magenta model, which is not wired in yet")
