@@ -283,7 +283,6 @@ def test_tfjs_reference_shape_semantics(node, tmp_path):
         assert a.std() > 1.0  # not a constant picture
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("size", [s[0] for s in SIZES])
 @pytest.mark.parametrize("style", STYLES)
 def test_ml5_port_matches_tfjs(style, size, tfjs_outputs, ports, photos, record_property):
@@ -297,7 +296,6 @@ def test_ml5_port_matches_tfjs(style, size, tfjs_outputs, ports, photos, record_
     assert value >= MIN_PSNR_DB, f"{style} {size}: PSNR {value:.2f} dB < {MIN_PSNR_DB}"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("size", [s[0] for s in SIZES])
 def test_transpose_trap_is_caught(size, tfjs_outputs, ports, photos, record_property):
     """Negative check: the port with PyTorch's padding=1/output_padding=1 must fail."""
