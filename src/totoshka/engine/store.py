@@ -1,0 +1,271 @@
+"""ModelStore: the per-user cache of model weights.
+
+Layout: `<cache>/<file.path>` for every file of the catalog (e.g.
+`<cache>/ml5/wave/Variable_3`), the same layout as a mirror such as
+`../shared/models`. A file is present only once it was fully downloaded and
+verified (see `download.py`: atomic replace), so `ensure()` checks presence and
+size and does not re-hash on every start; `verify()` re-hashes everything.
+
+Trust on first use: a file whose sha256 the catalog does not know gets its hash
+recorded at the first download in `<file>.sha256` beside it; every later
+download and `verify()` must match that record.
+
+Operator styles' files live in the user data dir (`<data>/models/...`) and are
+never downloaded; the store only checks them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from totoshka.engine import paths
+from totoshka.engine.catalog import OPERATOR, Catalog, Model, ModelFile
+from totoshka.engine.download import (
+    ChecksumMismatchError,
+    DownloadError,
+    download,
+    hash_file,
+    is_url,
+)
+from totoshka.engine.errors import EngineError, ModelNotAvailableError
+
+try:  # advisory lock so two processes do not download the same model twice
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: atomic replace alone keeps it safe
+    fcntl = None  # type: ignore[assignment]
+
+MIRROR_ENV = "TOTOSHKA_MODEL_MIRROR"
+TOFU_SUFFIX = ".sha256"
+
+# progress(model, file, done_bytes, total_bytes_or_None)
+Progress = Callable[[Model, ModelFile, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    model: str
+    path: str
+    status: str  # "ok" | "missing" | "mismatch" | "recorded" (TOFU hash recorded now)
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "recorded")
+
+
+class ModelStore:
+    def __init__(
+        self,
+        cache_dir: Path | str | None = None,
+        mirror: Path | str | None = None,
+        *,
+        data_dir: Path | str | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+        if mirror is None:
+            mirror = os.environ.get(MIRROR_ENV) or None
+        self.mirror: str | Path | None = mirror if mirror is None or is_url(mirror) else Path(
+            mirror
+        ).expanduser()
+        self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
+        self._catalog = catalog
+
+    # --- where things are -------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            from totoshka.engine.catalog import load_catalog
+
+            self._catalog = load_catalog(self.data_dir)
+        return self._catalog
+
+    def root(self, model: Model) -> Path:
+        return self.data_dir / "models" if model.origin == OPERATOR else self.cache_dir
+
+    def folder(self, model: Model) -> Path:
+        """The model's folder: what the family loaders read."""
+        return self.root(model) / model.folder
+
+    def path(self, model: Model, file: ModelFile) -> Path:
+        return self.root(model) / file.path
+
+    def tofu_record(self, model: Model, file: ModelFile) -> Path:
+        p = self.path(model, file)
+        return p.with_name(p.name + TOFU_SUFFIX)
+
+    def expected_sha256(self, model: Model, file: ModelFile) -> str | None:
+        """The catalog's hash, or the one recorded at the first download, or None."""
+        if file.sha256 is not None:
+            return file.sha256
+        try:
+            return self.tofu_record(model, file).read_text().split()[0].lower()
+        except (FileNotFoundError, IndexError):
+            return None
+
+    def source(self, file: ModelFile) -> str | Path:
+        """Where `file` is fetched from: the mirror if one is set, else its URL."""
+        if self.mirror is None:
+            return file.url
+        if isinstance(self.mirror, Path):
+            return self.mirror / file.path
+        return self.mirror.rstrip("/") + "/" + urllib.parse.quote(file.path)
+
+    # --- presence ---------------------------------------------------------------
+
+    def missing(self, model: Model) -> list[ModelFile]:
+        out = []
+        for f in model.files:
+            p = self.path(model, f)
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                out.append(f)
+                continue
+            if f.size is not None and st.st_size != f.size:
+                out.append(f)
+        return out
+
+    def is_present(self, model: Model) -> bool:
+        return not self.missing(model)
+
+    # --- fetching -----------------------------------------------------------------
+
+    def ensure(self, model: Model, progress: Progress | None = None) -> Path:
+        """The model's folder with every file present, fetching what is missing."""
+        if not self.missing(model):
+            return self.folder(model)
+        if model.origin == OPERATOR:
+            raise ModelNotAvailableError(
+                f"model {model.id!r}: the operator's files are gone from "
+                f"{self.folder(model)}; add the style again with 'totoshka styles add'"
+            )
+        try:
+            self.fetch(model, progress=progress)
+        except ModelNotAvailableError as exc:
+            where = f"the mirror {self.mirror}" if self.mirror else "its upstream URL"
+            raise ModelNotAvailableError(
+                f"model {model.id!r} is not in the cache and could not be fetched from "
+                f"{where}: {exc}. Pull it with 'totoshka models pull {model.id}' "
+                f"(or --mirror DIR_OR_URL / ${MIRROR_ENV} for an offline copy)"
+            ) from exc
+        return self.folder(model)
+
+    def fetch(self, model: Model, *, force: bool = False, progress: Progress | None = None) -> None:
+        """Download the model's missing files (all of them with `force`)."""
+        if model.origin == OPERATOR:
+            return
+        with self._lock(model):
+            todo = list(model.files) if force else self.missing(model)
+            for f in todo:
+                self._fetch_file(model, f, progress)
+
+    def _fetch_file(self, model: Model, f: ModelFile, progress: Progress | None) -> None:
+        dest = self.path(model, f)
+        expected = self.expected_sha256(model, f)
+        record = self.tofu_record(model, f)
+
+        def on_bytes(done: int, total: int | None) -> None:
+            if progress:
+                progress(model, f, done, total)
+
+        def record_first_use(digest: str) -> None:
+            if f.sha256 is None and expected is None:
+                tmp = record.with_name(record.name + ".tmp")
+                tmp.write_text(f"{digest}  {dest.name}\n")
+                os.replace(tmp, record)
+
+        try:
+            download(
+                self.source(f),
+                dest,
+                sha256=expected,
+                size=f.size,
+                progress=on_bytes,
+                before_replace=record_first_use,
+            )
+        except ChecksumMismatchError as exc:
+            raise ChecksumMismatchError(f"model {model.id!r}, file {f.path}: {exc}") from None
+        except DownloadError:
+            raise
+
+    def pull(
+        self,
+        ids: Iterable[str | Model] | None = None,
+        progress: Progress | None = None,
+        *,
+        force: bool = False,
+    ) -> list[Model]:
+        """Fetch the given models (all built-in ones by default); returns them."""
+        models = self._models(ids)
+        for model in models:
+            self.fetch(model, force=force, progress=progress)
+        return models
+
+    def verify(self, ids: Iterable[str | Model] | None = None) -> list[FileCheck]:
+        """Re-hash every file of the given models (all by default)."""
+        checks = []
+        for model in self._models(ids, include_operator=True):
+            for f in model.files:
+                checks.append(self.check_file(model, f))
+        return checks
+
+    def check_file(self, model: Model, f: ModelFile) -> FileCheck:
+        p = self.path(model, f)
+        if not p.is_file():
+            return FileCheck(model.id, f.path, "missing")
+        digest = hash_file(p)
+        expected = self.expected_sha256(model, f)
+        if expected is None:
+            record = self.tofu_record(model, f)
+            record.write_text(f"{digest}  {p.name}\n")
+            return FileCheck(model.id, f.path, "recorded", f"first use: sha256 {digest}")
+        if digest != expected:
+            return FileCheck(
+                model.id, f.path, "mismatch", f"sha256 {digest[:16]}… expected {expected[:16]}…"
+            )
+        if f.size is not None and p.stat().st_size != f.size:
+            return FileCheck(model.id, f.path, "mismatch", "size differs")
+        return FileCheck(model.id, f.path, "ok")
+
+    def remove(self, model: Model) -> None:
+        """Delete a model's cached files (never an operator's)."""
+        if model.origin == OPERATOR:
+            raise EngineError(f"model {model.id!r} belongs to an operator style; use styles remove")
+        for f in model.files:
+            for p in (self.path(model, f), self.tofu_record(model, f)):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _models(
+        self, ids: Iterable[str | Model] | None, include_operator: bool = False
+    ) -> list[Model]:
+        if ids is None:
+            return [
+                m
+                for m in self.catalog.models()
+                if include_operator or m.origin != OPERATOR
+            ]
+        return [i if isinstance(i, Model) else self.catalog.model(i) for i in ids]
+
+    @contextlib.contextmanager
+    def _lock(self, model: Model) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        lock_dir = self.cache_dir / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with (lock_dir / f"{model.id}.lock").open("a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
