@@ -1,0 +1,104 @@
+"""Bot configuration: environment variables with the prefix ``TOTOSHKA_`` and a ``.env`` file.
+
+Read once at start-up into a typed `Settings`; everything downstream receives the
+object (never reads ``os.environ`` itself), so tests build a `Settings` directly and
+two bots in one process never share configuration. The token is a `SecretStr` so it
+does not leak through ``repr`` or a settings dump into logs.
+
+``TOTOSHKA_API_URL`` is the Bot API base URL: Telegram's by default, or a local
+``telegram-bot-api`` server, or the project's emulator — the bot is the same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OUTPUT_SIZES: tuple[int, ...] = (1024, 1280, 2048, 0)
+"""Sizes offered in /settings (longest side in pixels); 0 means the photo's full size."""
+
+
+def _default_state_dir() -> Path:
+    return platformdirs.user_state_path("totoshka")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; defaults make ``totoshka run`` work with a token."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOTOSHKA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    bot_token: SecretStr = Field(description="The bot's token from @BotFather.")
+    api_url: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API base URL (Telegram, a local telegram-bot-api, or the emulator).",
+    )
+
+    # Webhook mode: Telegram posts updates to webhook_url; we listen on host:port.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="secret_token for setWebhook, checked on every update."
+    )
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8080
+    webhook_path: str = "/telegram/webhook"
+
+    # Jobs: embedded SQLite queue + in-process workers, or Celery workers elsewhere.
+    jobs_backend: Literal["embedded", "celery"] = "embedded"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str | None = None
+    queue_path: Path = Field(default_factory=lambda: _default_state_dir() / "jobs.sqlite3")
+    workers: int | None = Field(
+        default=None, description="Concurrent jobs; None = sized to the machine by the pool."
+    )
+    max_pending: int = Field(default=3, ge=1, description="Jobs a user may have queued.")
+    max_attempts: int = Field(default=5, ge=1)
+
+    # FSM storage: memory by default, Redis when a URL is given.
+    redis_url: str | None = None
+
+    # Pictures.
+    default_output_size: int = Field(
+        default=1280, ge=0, description="Longest side of a result; 0 = full size."
+    )
+    full_output_cap: int = Field(
+        default=4096, ge=256, description="Longest side for 'full resolution' results."
+    )
+    preview_size: int = Field(default=384, ge=64)
+    model_mirror: str | None = Field(
+        default=None, description="A folder or URL prefix laid out like ../shared/models."
+    )
+    cache_dir: Path | None = None
+    data_dir: Path | None = None
+
+    # Telegram behaviour.
+    album_wait: float = Field(
+        default=0.8, ge=0.0, description="Seconds to wait for the rest of an album."
+    )
+    send_retries: int = Field(default=6, ge=1)
+    request_timeout: float = Field(default=60.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("default_output_size")
+    @classmethod
+    def _known_size(cls, value: int) -> int:
+        if value != 0 and value < 64:
+            raise ValueError("default_output_size must be 0 (full) or at least 64 pixels")
+        return value
+
+    def token(self) -> str:
+        """The raw token, for the few places that must send it (the HTTP session)."""
+        return self.bot_token.get_secret_value()
