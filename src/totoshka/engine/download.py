@@ -68,9 +68,7 @@ def open_source(source: str | Path) -> Iterator[tuple[BinaryIO, int | None]]:
             return
         if scheme not in ("http", "https"):
             raise DownloadError(f"unsupported URL scheme in {source}")
-        request = urllib.request.Request(
-            source, headers={"User-Agent": f"totoshka/{__version__}"}
-        )
+        request = urllib.request.Request(source, headers={"User-Agent": f"totoshka/{__version__}"})
         try:
             response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
         except urllib.error.HTTPError as exc:

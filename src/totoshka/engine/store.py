@@ -70,9 +70,9 @@ class ModelStore:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
         if mirror is None:
             mirror = os.environ.get(MIRROR_ENV) or None
-        self.mirror: str | Path | None = mirror if mirror is None or is_url(mirror) else Path(
-            mirror
-        ).expanduser()
+        self.mirror: str | Path | None = (
+            mirror if mirror is None or is_url(mirror) else Path(mirror).expanduser()
+        )
         self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
         self._catalog = catalog
 
@@ -249,11 +249,7 @@ class ModelStore:
         self, ids: Iterable[str | Model] | None, include_operator: bool = False
     ) -> list[Model]:
         if ids is None:
-            return [
-                m
-                for m in self.catalog.models()
-                if include_operator or m.origin != OPERATOR
-            ]
+            return [m for m in self.catalog.models() if include_operator or m.origin != OPERATOR]
         return [i if isinstance(i, Model) else self.catalog.model(i) for i in ids]
 
     @contextlib.contextmanager

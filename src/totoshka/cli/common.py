@@ -1,0 +1,142 @@
+"""What every `totoshka` command shares: error reporting, consoles, progress bars.
+
+Errors a user can cause (an `EngineError`, a missing file, a bad option) print one
+line, `totoshka: error: ...`, on stderr and exit 1 (2 for usage errors), with no
+traceback. That happens once, in `CliGroup.main`, so commands added by other
+modules get it for free: they just raise `EngineError` or `UsageError`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from typer._click.exceptions import ClickException
+from typer._click.exceptions import UsageError as ClickUsageError
+from typer.core import TyperGroup
+from typer.exceptions import Abort
+
+from totoshka.engine.catalog import Catalog, Model, ModelFile
+from totoshka.engine.errors import EngineError
+from totoshka.engine.store import ModelStore
+
+PROG = "totoshka"
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class UsageError(ClickUsageError):
+    """A bad combination of options; exit status 2."""
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def print_error(message: object) -> None:
+    err_console.print(f"{PROG}: error: {one_line(message)}", markup=False)
+
+
+def fail(message: object, code: int = 1) -> NoReturn:
+    print_error(message)
+    raise SystemExit(code)
+
+
+class CliGroup(TyperGroup):
+    """The root command: turns expected failures into one line and an exit status."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name or PROG, complete_var, False, **extra)
+        except ClickUsageError as exc:
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except Abort:
+            fail("aborted", 1)
+        except EngineError as exc:
+            fail(exc.message, 1)
+        except FileNotFoundError as exc:
+            fail(f"{exc.filename or exc}: no such file", 1)
+        except PermissionError as exc:
+            fail(f"{exc.filename or exc}: permission denied", 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def make_store(mirror: str | None = None, catalog: Catalog | None = None) -> ModelStore:
+    return ModelStore(mirror=mirror, catalog=catalog)
+
+
+@contextmanager
+def download_progress(enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar per model; yields a `store.Progress` callback (or None)."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+        redirect_stdout=False,
+    )
+    tasks: dict[str, Any] = {}
+    done_per_file: dict[tuple[str, str], int] = {}
+
+    def callback(model: Model, file: ModelFile, done: int, total: int | None) -> None:
+        if model.id not in tasks:
+            tasks[model.id] = progress.add_task(model.id, total=model.size)
+        task = tasks[model.id]
+        key = (model.id, file.path)
+        delta = done - done_per_file.get(key, 0)
+        done_per_file[key] = done
+        if model.size is None and total is not None and done == 0:
+            # unknown model size: grow the total as each file announces its length
+            current = progress.tasks[task].total or 0
+            progress.update(task, total=current + total)
+        progress.advance(task, delta)
+
+    with progress:
+        yield callback
+
+
+def item_progress(total: int, label: str = "stylizing") -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+        redirect_stdout=False,
+    )

@@ -1,0 +1,114 @@
+"""`totoshka models`: list, pull and verify the model weights in the cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from totoshka.cli.common import console, download_progress, err_console, make_store
+from totoshka.engine.catalog import OPERATOR, load_catalog
+from totoshka.engine.errors import EngineError
+
+app = typer.Typer(help="Model weights: list, pull, verify.", no_args_is_help=True)
+
+
+def _size(n: int | None) -> str:
+    return "?" if n is None else f"{n / (1024 * 1024):.1f} MB"
+
+
+@app.command("list")
+def list_models() -> None:
+    """Every model: family, files, size, license, and whether it is in the cache."""
+    catalog = load_catalog()
+    store = make_store(catalog=catalog)
+    table = Table(title=f"Models (cache: {store.cache_dir})")
+    for column in ("id", "family", "files", "size", "license", "styles", "cached"):
+        table.add_column(column, no_wrap=column != "styles")
+    for model in catalog.models():
+        styles = ", ".join(s.id for s in catalog.styles_of(model.id)) or "-"
+        tofu = any(f.sha256 is None for f in model.files)
+        size = _size(model.size) + (" (TOFU)" if tofu else "")
+        present = store.is_present(model)
+        table.add_row(
+            model.id,
+            model.family,
+            str(len(model.files)),
+            size,
+            model.license,
+            styles,
+            "[green]yes[/]" if present else "[dim]no[/]",
+        )
+    console.print(table)
+
+
+@app.command("pull")
+def pull(
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Model ids (default: all).", show_default=False)
+    ] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option(help="Fetch from this mirror: a folder or URL laid out like the cache."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if present.")] = False,
+) -> None:
+    """Download models into the cache (checked by sha256)."""
+    catalog = load_catalog()
+    store = make_store(mirror, catalog)
+    models = (
+        [catalog.model(i) for i in ids]
+        if ids
+        else [m for m in catalog.models() if m.origin != OPERATOR]
+    )
+    failures = []
+    with download_progress(err_console.is_terminal) as progress:
+        for model in models:
+            if model.origin == OPERATOR:
+                continue
+            try:
+                store.fetch(model, force=force, progress=progress)
+            except EngineError as exc:
+                failures.append(f"{model.id}: {exc.message}")
+    for model in models:
+        if model.origin != OPERATOR and store.is_present(model):
+            typer.echo(f"{model.id}: ok ({store.folder(model)})")
+    if failures:
+        raise EngineError("; ".join(failures))
+
+
+@app.command("verify")
+def verify(
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Model ids (default: all).", show_default=False)
+    ] = None,
+    all_models: Annotated[
+        bool, typer.Option("--all", help="Report models not in the cache as failures too.")
+    ] = False,
+) -> None:
+    """Re-hash the cached files against the catalog (or the first-use record)."""
+    catalog = load_catalog()
+    store = make_store(catalog=catalog)
+    models = [catalog.model(i) for i in ids] if ids else catalog.models()
+    bad = 0
+    for model in models:
+        checks = [store.check_file(model, f) for f in model.files]
+        statuses = {c.status for c in checks}
+        if statuses == {"missing"} and not ids and not all_models:
+            typer.echo(f"{model.id}: not in the cache")
+            continue
+        problems = [c for c in checks if not c.ok]
+        recorded = [c for c in checks if c.status == "recorded"]
+        if problems:
+            bad += 1
+            for c in problems:
+                typer.echo(f"{model.id}: {c.path}: {c.status} {c.detail}".rstrip())
+        else:
+            note = f" (first-use sha256 recorded for {len(recorded)} file(s))" if recorded else ""
+            typer.echo(f"{model.id}: ok{note}")
+    if bad:
+        raise EngineError(
+            f"{bad} model(s) failed verification; pull them again with "
+            "'totoshka models pull --force ID'"
+        )

@@ -1,0 +1,75 @@
+"""`totoshka styles`: list the styles, add and remove the operator's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from totoshka.cli.common import console, make_store
+from totoshka.engine.catalog import OPERATOR, load_catalog
+from totoshka.engine.operator_styles import add_style_from_path, remove_operator_style
+
+app = typer.Typer(help="List the styles; add or remove your own.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_styles(
+    plain: Annotated[bool, typer.Option("--plain", help="One id per line, for scripts.")] = False,
+) -> None:
+    """All styles: id, titles, family, and whether the weights are in the cache."""
+    catalog = load_catalog()
+    store = make_store(catalog=catalog)
+    if plain:
+        for style in catalog.styles():
+            typer.echo(style.id)
+        return
+    table = Table(title="Styles", show_lines=False)
+    for column in ("id", "title (en)", "title (ru)", "family", "model", "cached"):
+        table.add_column(column, no_wrap=column in ("id", "cached"))
+    for style in catalog.styles():
+        model = catalog.model(style.model)
+        present = store.is_present(model)
+        mark = "[green]yes[/]" if present else "[dim]no[/]"
+        family = model.family + (" (yours)" if style.origin == OPERATOR else "")
+        table.add_row(style.id, style.title["en"], style.title["ru"], family, model.id, mark)
+    console.print(table)
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Style id: short, lowercase (a-z 0-9 _ -).")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "-m", help="A pytorch/examples .pth file, or an ml5 folder (manifest.json)."
+        ),
+    ],
+    title_en: Annotated[str | None, typer.Option(help="English title.")] = None,
+    title_ru: Annotated[str | None, typer.Option(help="Russian title.")] = None,
+    preview: Annotated[Path | None, typer.Option(help="A preview picture.")] = None,
+    credit: Annotated[str, typer.Option(help="Painter and model author.")] = "",
+    license: Annotated[str, typer.Option("--license", help="License of the weights.")] = "",
+) -> None:
+    """Add your own style: the files are copied, hashed and test-loaded first."""
+    # `--painting FILE` (Magenta painting presets) is added by its own module and
+    # registers through totoshka.engine.operator_styles.add_operator_style().
+    style = add_style_from_path(
+        name,
+        model,
+        title_en=title_en,
+        title_ru=title_ru,
+        preview=preview,
+        credit=credit,
+        license=license,
+    )
+    typer.echo(f"added style {style.id!r} ({style.title['en']})")
+
+
+@app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="Id of a style you added.")]) -> None:
+    """Remove a style you added (and its files)."""
+    remove_operator_style(name)
+    typer.echo(f"removed style {name!r}")

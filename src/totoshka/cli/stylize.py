@@ -1,0 +1,127 @@
+"""`totoshka stylize`: repaint photos from the command line."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from totoshka.cli.common import (
+    UsageError,
+    download_progress,
+    err_console,
+    item_progress,
+    make_store,
+    print_error,
+)
+from totoshka.engine.catalog import load_catalog
+from totoshka.engine.errors import EngineError
+from totoshka.engine.imageio import encode_image, load_image
+
+
+class OutputFormat(StrEnum):
+    jpeg = "jpeg"
+    png = "png"
+
+
+def output_path(source: Path, style_id: str, fmt: str, out_dir: Path | None) -> Path:
+    """`<stem>.<style>.jpg` next to the photo, or inside `out_dir`."""
+    suffix = ".png" if fmt == "png" else ".jpg"
+    return (out_dir or source.parent) / f"{source.stem}.{style_id}{suffix}"
+
+
+def stylize(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos to repaint.", show_default=False)],
+    style: Annotated[
+        str, typer.Option("--style", "-s", help="Style id (see 'totoshka styles list').")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file (one input only).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", "-d", help="Folder for the outputs.")
+    ] = None,
+    max_side: Annotated[
+        int, typer.Option(min=16, max=8192, help="Downscale so the longer side is at most N.")
+    ] = 1280,
+    strength: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="0 = the photo, 1 = the full painting.")
+    ] = 1.0,
+    preserve_colors: Annotated[
+        bool, typer.Option("--preserve-colors", help="Keep the photo's colours.")
+    ] = False,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", "-f", help="Output format [default: from -o, else jpeg]."),
+    ] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 92,
+    mirror: Annotated[
+        str | None,
+        typer.Option(help="Model mirror (folder or URL) if the style must be downloaded."),
+    ] = None,
+) -> None:
+    """Repaint photos in a style. Output: <stem>.<style>.jpg beside each photo."""
+    if output is not None and len(inputs) > 1:
+        raise UsageError("--output takes one input; use --out-dir for several")
+    if output is not None and out_dir is not None:
+        raise UsageError("use either --output or --out-dir, not both")
+    if fmt is not None:
+        fmt_name = fmt.value
+    else:
+        fmt_name = "png" if output is not None and output.suffix.lower() == ".png" else "jpeg"
+    for path in inputs:
+        if not path.is_file():
+            raise EngineError(f"{path}: no such file")
+
+    catalog = load_catalog()
+    store = make_store(mirror, catalog)
+    chosen = catalog.style(style)
+    model = catalog.model(chosen.model)
+    if not store.is_present(model):
+        with download_progress(err_console.is_terminal) as progress:
+            store.ensure(model, progress=progress)
+
+    from totoshka.engine.stylizer import Stylizer  # torch import: only when needed
+
+    stylizer = Stylizer(catalog, store)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    failures = 0
+    bar = item_progress(len(inputs)) if len(inputs) > 1 else None
+    task = bar.add_task("", total=len(inputs)) if bar else None
+    if bar:
+        bar.start()
+    try:
+        for path in inputs:
+            if bar is not None and task is not None:
+                bar.update(task, description=path.name)
+            target = output or output_path(path, chosen.id, fmt_name, out_dir)
+            try:
+                photo = load_image(path)
+                painting = stylizer.stylize(
+                    photo,
+                    chosen.id,
+                    max_side=max_side,
+                    strength=strength,
+                    preserve_colors=preserve_colors,
+                )
+                data = encode_image(painting, fmt_name, quality)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            except EngineError as exc:
+                if len(inputs) == 1:
+                    raise EngineError(f"{path}: {exc.message}") from None
+                failures += 1
+                print_error(f"{path}: {exc.message}")
+            else:
+                typer.echo(str(target))
+            if bar is not None and task is not None:
+                bar.advance(task)
+    finally:
+        if bar:
+            bar.stop()
+    if failures:
+        raise EngineError(f"{failures} of {len(inputs)} photos failed")
