@@ -1,0 +1,423 @@
+"""An async Python driver for the control API: play users and inspect what the bot did.
+
+Usage in a test (``server`` from :class:`~totoshka.emulator.server.EmulatorServer`)::
+
+    async with EmulatorClient(server.url, bot_token=TOKEN) as client:
+        user = await client.create_user(language_code="ru")
+        await user.send_text("/start")
+        menu = await user.wait_for_message(lambda m: m.buttons)
+        await user.press(menu, "Van Gogh")            # by label or callback_data
+        await user.send_photo(jpeg_bytes)
+        result = await user.wait_for_message(lambda m: m.photo, timeout=30)
+        image = await client.download(result.largest_photo["file_id"])
+        await client.inject_fault("sendPhoto", status=429, retry_after=1, count=2)
+        sent = await client.calls("sendPhoto")        # [CallRecord], to count successes
+
+Waiting uses the server's long-polling ``events`` endpoint, so nothing here sleeps
+in a loop; ``wait_for_message`` raises :class:`TimeoutError` when the bot stays
+silent, with the chat's messages in the error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import aiohttp
+
+
+class ControlError(RuntimeError):
+    """The control API refused a request; ``status`` and ``description`` say why."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(f"{status}: {description}")
+        self.status = status
+        self.description = description
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    """A message in a private chat as the control API shows it (current state + history)."""
+
+    raw: dict[str, Any]  # the Bot API Message object, current state
+    from_bot: bool
+    deleted: bool = False
+    edit_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_view(cls, view: dict[str, Any]) -> ChatMessage:
+        return cls(
+            view["message"], view["from_bot"], view["deleted"], view["edit_count"], view["history"]
+        )
+
+    @property
+    def message_id(self) -> int:
+        return int(self.raw["message_id"])
+
+    @property
+    def text(self) -> str | None:
+        return self.raw.get("text")
+
+    @property
+    def caption(self) -> str | None:
+        return self.raw.get("caption")
+
+    @property
+    def photo(self) -> list[dict[str, Any]] | None:
+        return self.raw.get("photo")
+
+    @property
+    def largest_photo(self) -> dict[str, Any] | None:
+        return self.photo[-1] if self.photo else None
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        return self.raw.get("document")
+
+    @property
+    def media_group_id(self) -> str | None:
+        return self.raw.get("media_group_id")
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """Inline keyboard buttons, row by row, flattened."""
+        rows = (self.raw.get("reply_markup") or {}).get("inline_keyboard", [])
+        return [button for row in rows for button in row]
+
+    def __repr__(self) -> str:
+        what = self.text or self.caption or ("<photo>" if self.photo else "<media>")
+        who = "bot" if self.from_bot else "user"
+        return f"<ChatMessage #{self.message_id} {who} {what!r} edits={self.edit_count}>"
+
+
+MessagePredicate = Callable[[ChatMessage], Any]
+
+
+class EmulatorClient:
+    """Async client of one emulator's control API (aiohttp session owned or borrowed)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        bot_id: int | None = None,
+        bot_token: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if bot_id is None and bot_token is not None:
+            bot_id = int(bot_token.split(":", 1)[0])
+        self.bot_id = bot_id
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
+        timeout: float = 60.0,
+    ) -> Any:
+        """Call ``/_emulator{path}`` and return its ``result`` (raise ControlError otherwise)."""
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        if self.bot_id is not None:
+            query.setdefault("bot_id", str(self.bot_id))
+        async with self._http().request(
+            method,
+            f"{self.base_url}/_emulator{path}",
+            json=json,
+            params=query,
+            data=data,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            body = await response.json(content_type=None)
+        if not body.get("ok"):
+            raise ControlError(body.get("error_code", response.status), body.get("description"))
+        return body["result"]
+
+    async def raw(self, path: str) -> bytes:
+        async with self._http().get(f"{self.base_url}/_emulator{path}") as response:
+            if response.status != 200:
+                body = await response.json(content_type=None)
+                raise ControlError(response.status, body.get("description", ""))
+            return await response.read()
+
+    # -- world ---------------------------------------------------------------------
+    async def create_user(
+        self,
+        first_name: str = "Test",
+        *,
+        language_code: str | None = "en",
+        last_name: str | None = None,
+        username: str | None = None,
+        is_premium: bool = False,
+        user_id: int | None = None,
+    ) -> SimUser:
+        payload = {
+            "first_name": first_name,
+            "language_code": language_code,
+            "last_name": last_name,
+            "username": username,
+            "is_premium": is_premium or None,
+            "id": user_id,
+        }
+        user = await self.request(
+            "POST", "/users", json={k: v for k, v in payload.items() if v is not None}
+        )
+        return SimUser(self, user)
+
+    async def reset(self) -> None:
+        await self.request("POST", "/reset")
+
+    async def overview(self) -> dict[str, Any]:
+        return await self.request("GET", "")
+
+    async def bot_info(self, bot_id: int | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/bots/{bot_id or self.bot_id}")
+
+    async def download(self, file_id: str) -> bytes:
+        """Bytes of any file the bot or a user sent, by file_id."""
+        return await self.raw(f"/files/{file_id}")
+
+    async def callback_answer(self, callback_query_id: str) -> dict[str, Any] | None:
+        """The bot's answerCallbackQuery for a press, or None while unanswered."""
+        query = await self.request("GET", f"/callback_queries/{callback_query_id}")
+        return query["answer"]
+
+    # -- faults and the call log -------------------------------------------------------
+    async def inject_fault(
+        self,
+        method: str,
+        *,
+        status: int | None = 429,
+        retry_after: int = 1,
+        count: int | None = 1,
+        probability: float | None = None,
+        seed: int | None = None,
+        delay: float = 0.0,
+        description: str | None = None,
+        executed: bool = False,
+    ) -> dict[str, Any]:
+        """Make ``method`` misbehave; see :mod:`totoshka.emulator.faults`. Returns the rule."""
+        payload = {
+            "method": method,
+            "status": status,
+            "retry_after": retry_after,
+            "count": count,
+            "probability": probability,
+            "seed": seed,
+            "delay": delay,
+            "description": description,
+            "executed": executed,
+        }
+        return await self.request("POST", "/faults", json=payload)
+
+    async def clear_faults(self) -> None:
+        await self.request("DELETE", "/faults")
+
+    async def calls(self, method: str | None = None, *, since: int = 0) -> list[dict[str, Any]]:
+        """Call log records ``{seq, method, status, ok, executed, ...}``, oldest first."""
+        return await self.request("GET", "/calls", params={"method": method, "since": since})
+
+    async def successful_calls(self, method: str) -> int:
+        """How many calls of ``method`` took effect (including faults with executed=True)."""
+        return sum(1 for record in await self.calls(method) if record["executed"])
+
+    async def clear_calls(self) -> None:
+        await self.request("DELETE", "/calls")
+
+
+class SimUser:
+    """A simulated Telegram user in a private chat with the bot."""
+
+    def __init__(self, client: EmulatorClient, user: dict[str, Any]) -> None:
+        self.client = client
+        self.info = user
+        self.id: int = user["id"]
+        self._seen_seq = 0
+
+    @property
+    def chat_id(self) -> int:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<SimUser {self.id} {self.info.get('first_name')!r}>"
+
+    def _path(self, tail: str) -> str:
+        return f"/users/{self.id}/{tail}"
+
+    async def send_text(self, text: str, *, reply_to: int | None = None) -> dict[str, Any]:
+        """Send a message (``/command`` text gets bot_command entities); returns the Message."""
+        payload = {"text": text, "reply_to_message_id": reply_to}
+        sent = await self.client.request("POST", self._path("text"), json=payload)
+        return sent["message"]
+
+    async def send_command(self, command: str, args: str = "") -> dict[str, Any]:
+        text = "/" + command.removeprefix("/") + (f" {args}" if args else "")
+        return await self.send_text(text)
+
+    async def send_photo(self, data: bytes, *, caption: str | None = None) -> dict[str, Any]:
+        payload = {"data": base64.b64encode(data).decode(), "caption": caption}
+        sent = await self.client.request("POST", self._path("photo"), json=payload)
+        return sent["message"]
+
+    async def send_document(
+        self,
+        data: bytes,
+        file_name: str = "file.bin",
+        mime_type: str | None = None,
+        *,
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        form.add_field(
+            "document",
+            data,
+            filename=file_name,
+            content_type=mime_type or "application/octet-stream",
+        )
+        if mime_type:
+            form.add_field("mime_type", mime_type)
+        if caption:
+            form.add_field("caption", caption)
+        sent = await self.client.request("POST", self._path("document"), data=form)
+        return sent["message"]
+
+    async def send_media(
+        self, kind: str, data: bytes | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """sticker / voice / video / audio; without ``data`` a small stub file is sent."""
+        payload: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if data is not None:
+            payload["data"] = base64.b64encode(data).decode()
+        sent = await self.client.request("POST", self._path(kind), json=payload)
+        return sent["message"]
+
+    async def send_sticker(self, emoji: str = "🙂") -> dict[str, Any]:
+        return await self.send_media("sticker", emoji=emoji)
+
+    async def send_voice(self, duration: int = 2) -> dict[str, Any]:
+        return await self.send_media("voice", duration=duration)
+
+    async def send_video(
+        self, width: int = 640, height: int = 360, duration: int = 3
+    ) -> dict[str, Any]:
+        return await self.send_media("video", width=width, height=height, duration=duration)
+
+    async def send_album(
+        self, photos: list[bytes], captions: list[str | None] | None = None
+    ) -> list[dict[str, Any]]:
+        captions = captions or [None] * len(photos)
+        items = [
+            {"type": "photo", "data": base64.b64encode(p).decode(), "caption": c}
+            for p, c in zip(photos, captions, strict=True)
+        ]
+        sent = await self.client.request("POST", self._path("album"), json={"items": items})
+        return sent["messages"]
+
+    async def press(self, message: ChatMessage | dict[str, Any] | int, button: str) -> str:
+        """Press the inline button whose label or callback_data is ``button``.
+
+        Returns the callback query id (see :meth:`EmulatorClient.callback_answer`).
+        """
+        if isinstance(message, ChatMessage):
+            message_id = message.message_id
+        elif isinstance(message, dict):
+            message_id = int(message["message_id"])
+        else:
+            message_id = int(message)
+        try:
+            result = await self.client.request(
+                "POST", self._path("press"), json={"message_id": message_id, "text": button}
+            )
+        except ControlError as error:
+            if error.status != 404:
+                raise
+            result = await self.client.request(
+                "POST", self._path("press"), json={"message_id": message_id, "data": button}
+            )
+        return str(result["callback_query_id"])
+
+    async def block_bot(self) -> None:
+        await self.client.request("POST", self._path("block"))
+
+    async def unblock_bot(self) -> None:
+        await self.client.request("POST", self._path("unblock"))
+
+    async def messages(
+        self, *, include_deleted: bool = False, from_bot: bool | None = True
+    ) -> list[ChatMessage]:
+        """Messages in the chat in their current state; by default only the bot's."""
+        result = await self.client.request(
+            "GET",
+            self._path("messages"),
+            params={"include_deleted": "1" if include_deleted else None},
+        )
+        views = [ChatMessage.from_view(view) for view in result["messages"]]
+        return [m for m in views if from_bot is None or m.from_bot == from_bot]
+
+    async def events(self, after: int = 0, timeout: float = 0.0) -> dict[str, Any]:
+        return await self.client.request(
+            "GET",
+            self._path("events"),
+            params={"after": after, "timeout": timeout},
+            timeout=timeout + 30,
+        )
+
+    async def wait_for_message(
+        self,
+        predicate: MessagePredicate | None = None,
+        timeout: float = 10.0,
+        *,
+        new_only: bool = True,
+        include_edits: bool = True,
+    ) -> ChatMessage:
+        """The first bot message (new, or edited if ``include_edits``) that matches.
+
+        With ``new_only`` (default) only events after the previous wait count, so
+        successive waits walk through the conversation in order.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        after = self._seen_seq if new_only else 0
+        kinds = {"message", "edit"} if include_edits else {"message"}
+        while True:
+            remaining = deadline - loop.time()
+            result = await self.events(after, max(remaining, 0.0))
+            for event in result["events"]:
+                after = event["seq"]
+                view = event.get("message")
+                if event["type"] not in kinds or view is None or not view["from_bot"]:
+                    continue
+                message = ChatMessage.from_view(view)
+                if message.deleted or (predicate is not None and not predicate(message)):
+                    continue
+                self._seen_seq = after
+                return message
+            self._seen_seq = max(self._seen_seq, after) if new_only else self._seen_seq
+            if remaining <= 0:
+                chat = await self.messages(from_bot=None)
+                raise TimeoutError(f"no matching bot message within {timeout}s; chat: {chat}")

@@ -1,0 +1,286 @@
+"""Bot API methods that create, change or remove messages.
+
+Each handler validates in Telegram's order where it matters to a bot (text and
+markup before files, files before the chat is touched), so a refused call stores
+nothing. Edits keep the previous version in the message's history so tests and
+the playground can see that a progress message was really updated in place.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from totoshka.emulator.attachments import Attachments
+from totoshka.emulator.call import Call, existing_message, reply_target, target_chat
+from totoshka.emulator.errors import (
+    CAPTION_TOO_LONG,
+    MESSAGE_CANT_BE_EDITED,
+    MESSAGE_TO_DELETE_NOT_FOUND,
+    MESSAGE_TO_EDIT_NOT_FOUND,
+    NO_CAPTION_TO_EDIT,
+    NO_TEXT_TO_EDIT,
+    NOT_MODIFIED,
+    TEXT_EMPTY,
+    TEXT_TOO_LONG,
+    bad_request,
+)
+from totoshka.emulator.markup import parse_reply_markup
+from totoshka.emulator.params import Params
+from totoshka.emulator.state import Chat, Message
+from totoshka.emulator.text import parse_text, utf16_len
+
+_MEDIA_KINDS = ("photo", "document", "video", "audio", "sticker", "voice", "animation")
+
+
+def attachments(call: Call) -> Attachments:
+    return Attachments(call.world.files, call.world.limits)
+
+
+def read_text(call: Call) -> dict[str, Any]:
+    """``text`` + ``parse_mode``/``entities`` → ``{"text", "entities"?}`` or Telegram's error."""
+    params = call.params
+    raw = params.string("text")
+    if raw is None or not raw.strip():
+        raise bad_request(TEXT_EMPTY)
+    entities = params.json_value("entities", "entities")
+    text, parsed = parse_text(raw, params.string("parse_mode"), entities)
+    if not text.strip():
+        raise bad_request(TEXT_EMPTY)
+    if utf16_len(text) > call.world.limits.text_chars:
+        raise bad_request(TEXT_TOO_LONG)
+    content: dict[str, Any] = {"text": text}
+    if parsed:
+        content["entities"] = parsed
+    return content
+
+
+def read_caption(
+    call: Call, source: dict[str, Any] | None = None, *, required: bool = False
+) -> dict[str, Any]:
+    """``caption`` (from the call or an InputMedia object) → ``{"caption", ...}``, maybe empty."""
+    values = source if source is not None else call.params.values
+    raw = values.get("caption")
+    if raw is None or raw == "":
+        return {}
+    entities = values.get("caption_entities")
+    if isinstance(entities, str):
+        entities = Params({"e": entities}, {}).json_value("e", "caption entities")
+    caption, parsed = parse_text(str(raw), values.get("parse_mode"), entities)
+    if utf16_len(caption.strip()) > call.world.limits.caption_chars:
+        raise bad_request(CAPTION_TOO_LONG)
+    if not caption.strip():
+        return {}
+    content: dict[str, Any] = {"caption": caption}
+    if parsed:
+        content["caption_entities"] = parsed
+    return content
+
+
+def read_markup(call: Call, *, inline_only: bool = False) -> dict[str, Any] | None:
+    """Inline keyboard for the message; a reply keyboard is remembered on the chat instead."""
+    markup = call.params.json_value("reply_markup", "reply keyboard markup")
+    inline, keyboard = parse_reply_markup(markup, call.world.limits, inline_only=inline_only)
+    if keyboard is not None:
+        call.params.values["_chat_keyboard"] = keyboard
+    return inline
+
+
+def _post(
+    call: Call, chat: Chat, content: dict[str, Any], markup: dict[str, Any] | None, **extra: Any
+) -> Message:
+    keyboard = call.params.values.get("_chat_keyboard")
+    if keyboard is not None:
+        chat.reply_keyboard = None if keyboard.get("remove_keyboard") else keyboard
+    return call.world.post(
+        call.bot, chat, from_bot=True, content=content, reply_markup=markup, **extra
+    )
+
+
+async def send_message(call: Call) -> dict[str, Any]:
+    content = read_text(call)
+    markup = read_markup(call)
+    chat = target_chat(call)
+    reply_to = reply_target(call, chat)
+    return _post(call, chat, content, markup, reply_to=reply_to).to_json()
+
+
+async def send_photo(call: Call) -> dict[str, Any]:
+    caption = read_caption(call)
+    markup = read_markup(call)
+    photo = await attachments(call).photo(call.params.file_param("photo"))
+    chat = target_chat(call)
+    reply_to = reply_target(call, chat)
+    content: dict[str, Any] = {"photo": photo, **caption}
+    if call.params.flag("has_spoiler"):
+        content["has_media_spoiler"] = True
+    return _post(call, chat, content, markup, reply_to=reply_to).to_json()
+
+
+def _media_sender(kind: str, *attributes: str) -> Any:
+    """Handler for sendDocument / sendVideo / sendVoice / sendAudio / sendSticker."""
+
+    async def handler(call: Call) -> dict[str, Any]:
+        caption = read_caption(call) if kind != "sticker" else {}
+        markup = read_markup(call)
+        values = {name: call.params.values.get(name) for name in attributes}
+        media = await attachments(call).media(kind, call.params.file_param(kind), **values)
+        chat = target_chat(call)
+        reply_to = reply_target(call, chat)
+        return _post(call, chat, {kind: media, **caption}, markup, reply_to=reply_to).to_json()
+
+    handler.__name__ = f"send_{kind}"
+    return handler
+
+
+send_document = _media_sender("document")
+send_video = _media_sender("video", "width", "height", "duration")
+send_voice = _media_sender("voice", "duration")
+send_audio = _media_sender("audio", "duration", "performer", "title")
+send_sticker = _media_sender("sticker", "emoji")
+
+
+async def _input_media(call: Call, item: Any) -> dict[str, Any]:
+    """One InputMedia object → message content (media + caption)."""
+    if not isinstance(item, dict) or "type" not in item:
+        raise bad_request("can't parse InputMedia: media not found")
+    kind = item["type"]
+    reference = call.params.file(item.get("media"))
+    if reference is None:
+        raise bad_request("can't parse InputMedia: media not found")
+    caption = read_caption(call, item)
+    store = attachments(call)
+    if kind == "photo":
+        content: dict[str, Any] = {"photo": await store.photo(reference)}
+    elif kind in ("document", "video", "audio"):
+        attributes = {k: item.get(k) for k in ("width", "height", "duration", "performer", "title")}
+        content = {kind: await store.media(kind, reference, **attributes)}
+    elif kind == "animation":
+        raise bad_request(
+            "can't parse InputMedia: type \"animation\" can't be used in sendMediaGroup"
+        )
+    else:
+        raise bad_request(f'can\'t parse InputMedia: type "{kind}" is unsupported')
+    content.update(caption)
+    return content
+
+
+async def send_media_group(call: Call) -> list[dict[str, Any]]:
+    items = call.params.json_value("media", "media")
+    if not items:
+        raise bad_request("there are no messages to send")
+    if not isinstance(items, list):
+        raise bad_request("can't parse media JSON object")
+    if len(items) > call.world.limits.media_group_max:
+        raise bad_request("too many messages to send as an album")
+    kinds = [item.get("type") if isinstance(item, dict) else None for item in items]
+    for lonely in ("document", "audio"):
+        if lonely in kinds and any(kind != lonely for kind in kinds):
+            raise bad_request(f"{lonely} can't be mixed with other media types")
+    contents = []
+    for position, item in enumerate(items, start=1):
+        try:
+            contents.append(await _input_media(call, item))
+        except Exception as error:
+            description = getattr(error, "description", None)
+            if (description and "IMAGE_PROCESS_FAILED" in description) or (
+                description and "PHOTO_INVALID_DIMENSIONS" in description
+            ):
+                reason = description.removeprefix("Bad Request: ")
+                raise bad_request(
+                    f'failed to send message #{position} with the error message "{reason}"'
+                ) from error
+            raise
+    chat = target_chat(call)
+    reply_to = reply_target(call, chat)
+    # A single item goes out as a plain message, as the official server does.
+    group_id = call.world.next_media_group_id() if len(contents) > 1 else None
+    return [
+        _post(call, chat, content, None, media_group_id=group_id, reply_to=reply_to).to_json()
+        for content in contents
+    ]
+
+
+def _message_to_edit(call: Call) -> tuple[Chat, Message]:
+    if call.params.has("inline_message_id") and not call.params.has("chat_id"):
+        raise bad_request("MESSAGE_ID_INVALID")  # the emulator has no inline mode
+    chat = target_chat(call)
+    if not call.params.has("message_id"):
+        raise bad_request("message identifier is not specified")
+    message = existing_message(chat, call.params.integer("message_id"), MESSAGE_TO_EDIT_NOT_FOUND)
+    if not message.from_bot:
+        raise bad_request(MESSAGE_CANT_BE_EDITED)
+    return chat, message
+
+
+def _apply_edit(
+    chat: Chat,
+    message: Message,
+    content: dict[str, Any],
+    markup: dict[str, Any] | None,
+    drop: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Replace parts of a message, or fail "message is not modified" when nothing changes."""
+    new_content = {k: v for k, v in message.content.items() if k not in drop}
+    new_content.update(content)
+    if new_content == message.content and markup == message.reply_markup:
+        raise bad_request(NOT_MODIFIED)
+    message.snapshot()
+    message.content = new_content
+    message.reply_markup = markup
+    message.edit_date = int(time.time())
+    chat.record("edit", message.message_id, edit_count=len(message.history))
+    return message.to_json()
+
+
+async def edit_message_text(call: Call) -> dict[str, Any]:
+    chat, message = _message_to_edit(call)
+    content = read_text(call)
+    markup = read_markup(call, inline_only=True)
+    if "text" not in message.content:
+        raise bad_request(NO_TEXT_TO_EDIT)
+    return _apply_edit(chat, message, content, markup, drop=("text", "entities"))
+
+
+async def edit_message_caption(call: Call) -> dict[str, Any]:
+    chat, message = _message_to_edit(call)
+    caption = read_caption(call)
+    markup = read_markup(call, inline_only=True)
+    if not any(kind in message.content for kind in _MEDIA_KINDS):
+        raise bad_request(NO_CAPTION_TO_EDIT)
+    return _apply_edit(chat, message, caption, markup, drop=("caption", "caption_entities"))
+
+
+async def edit_message_reply_markup(call: Call) -> dict[str, Any]:
+    chat, message = _message_to_edit(call)
+    markup = read_markup(call, inline_only=True)
+    return _apply_edit(chat, message, {}, markup)
+
+
+async def edit_message_media(call: Call) -> dict[str, Any]:
+    chat, message = _message_to_edit(call)
+    markup = read_markup(call, inline_only=True)
+    if not any(kind in message.content for kind in _MEDIA_KINDS):
+        raise bad_request("there is no media in the message to edit")
+    content = await _input_media(call, call.params.json_value("media", "input media"))
+    drop = (*_MEDIA_KINDS, "caption", "caption_entities", "has_media_spoiler")
+    return _apply_edit(chat, message, content, markup, drop=drop)
+
+
+async def delete_message(call: Call) -> bool:
+    chat = target_chat(call)
+    message = existing_message(chat, call.params.integer("message_id"), MESSAGE_TO_DELETE_NOT_FOUND)
+    message.deleted = True
+    chat.record("delete", message.message_id)
+    return True
+
+
+async def delete_messages(call: Call) -> bool:
+    chat = target_chat(call)
+    ids = call.params.json_value("message_ids", "message identifiers") or []
+    found = [chat.messages.get(int(i)) for i in ids]
+    for message in found:
+        if message is not None and not message.deleted:
+            message.deleted = True
+            chat.record("delete", message.message_id)
+    return True
