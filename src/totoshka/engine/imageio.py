@@ -24,8 +24,8 @@ from totoshka.engine.errors import ImageError, ImageTooLargeError
 
 MAX_BYTES = 25 * 1024 * 1024  # above Telegram's 20 MB file limit for bots
 MAX_PIXELS = 50_000_000  # 50 MP: any phone photo, refused before decoding above it
-FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF",
-           "BMP": "BMP", "TIFF": "TIFF"}  # fmt: skip
+# Pillow plugins tried when opening (a camera's MPO comes through the JPEG one).
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 WHITE = (255, 255, 255)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a photo
