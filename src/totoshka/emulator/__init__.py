@@ -12,7 +12,7 @@ Point aiogram at it unchanged::
 Pieces (one job per module):
 
 * :mod:`.server` – :class:`EmulatorServer` (in the running loop or a thread),
-  :func:`serve`; ``python -m totoshka.emulator --port 8081`` runs it standalone;
+  :func:`serve` (async) and :func:`run` (blocking); ``python -m totoshka.emulator --port 8081`` runs it standalone;
 * :mod:`.app` – :func:`create_app`, the aiohttp routes and the call dispatcher;
 * :mod:`.methods`, :mod:`.messaging` – Bot API method handlers;
 * :mod:`.state` – the in-memory world (bots, users, chats, messages, files);
@@ -33,7 +33,7 @@ files sent by URL cannot be fetched ("failed to get HTTP URL content").
 from totoshka.emulator.app import create_app
 from totoshka.emulator.client import ChatMessage, ControlError, EmulatorClient, SimUser
 from totoshka.emulator.limits import Limits
-from totoshka.emulator.server import EmulatorServer, serve
+from totoshka.emulator.server import EmulatorServer, run, serve
 from totoshka.emulator.state import World
 
 __all__ = [
@@ -45,5 +45,6 @@ __all__ = [
     "SimUser",
     "World",
     "create_app",
+    "run",
     "serve",
 ]

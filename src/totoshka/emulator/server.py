@@ -138,3 +138,9 @@ async def serve(
         await asyncio.Event().wait()
     finally:
         await server.stop()
+
+
+def run(host: str = "127.0.0.1", port: int = 8081, **options: object) -> None:
+    """Blocking form of :func:`serve` for synchronous callers (a CLI command); Ctrl-C stops."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(host, port, **options))  # type: ignore[arg-type]
