@@ -146,8 +146,14 @@ def test_load_catalog_merges_operator_styles(tmp_path) -> None:
     user = {
         "models": [],
         "styles": [
-            {"id": "my-sunset", "model": "magenta", "title": {"en": "Sunset", "ru": "Закат"},
-             "credit": "me", "license": "CC0", "vector": [0.5] * 100},  # fmt: skip
+            {
+                "id": "my-sunset",
+                "model": "magenta",
+                "title": {"en": "Sunset", "ru": "Закат"},
+                "credit": "me",
+                "license": "CC0",
+                "vector": [0.5] * 100,
+            },
         ],
     }
     (tmp_path / "catalog.json").write_text(json.dumps(user))

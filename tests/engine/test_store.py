@@ -176,9 +176,7 @@ def test_interrupted_http_download_leaves_no_model_then_resumes(
     assert all(c.ok for c in store.verify([wave]))
 
 
-def test_exception_in_progress_callback_leaves_nothing(
-    mirror_env: Path, wave: Model
-) -> None:
+def test_exception_in_progress_callback_leaves_nothing(mirror_env: Path, wave: Model) -> None:
     store = ModelStore()
     big = next(f for f in wave.files if f.size and f.size > 500_000)
 
