@@ -12,7 +12,8 @@ Point aiogram at it unchanged::
 Pieces (one job per module):
 
 * :mod:`.server` – :class:`EmulatorServer` (in the running loop or a thread),
-  :func:`serve` (async) and :func:`run` (blocking); ``python -m totoshka.emulator --port 8081`` runs it standalone;
+  :func:`serve` (async) and :func:`run` (blocking);
+  ``python -m totoshka.emulator --port 8081`` runs it standalone;
 * :mod:`.app` – :func:`create_app`, the aiohttp routes and the call dispatcher;
 * :mod:`.methods`, :mod:`.messaging` – Bot API method handlers;
 * :mod:`.state` – the in-memory world (bots, users, chats, messages, files);
