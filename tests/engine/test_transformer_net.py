@@ -173,7 +173,7 @@ def test_wrong_keys_refused(tmp_path: Path) -> None:
     state = random_state(4)
     state["conv1.conv.weight"] = state.pop("conv1.conv2d.weight")
     path = write(tmp_path / "renamed.pth", pth_bytes(state))
-    with pytest.raises(ModelFormatError, match="renamed.pth") as info:
+    with pytest.raises(ModelFormatError, match=r"renamed\.pth") as info:
         load_transformer_net(path)
     assert "missing keys conv1.conv2d.weight" in str(info.value)
     assert "unexpected keys conv1.conv.weight" in str(info.value)
@@ -190,13 +190,13 @@ def test_wrong_shapes_refused(tmp_path: Path) -> None:
 def test_truncated_pth_refused(tmp_path: Path) -> None:
     data = pth_bytes(random_state(6))
     path = write(tmp_path / "cut.pth", data[: len(data) // 2])
-    with pytest.raises(ModelFormatError, match="cut.pth"):
+    with pytest.raises(ModelFormatError, match=r"cut\.pth"):
         load_transformer_net(path)
 
 
 def test_not_a_state_dict_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "list.pth", pth_bytes([torch.zeros(3)]))  # type: ignore[arg-type]
-    with pytest.raises(ModelFormatError, match="list.pth"):
+    with pytest.raises(ModelFormatError, match=r"list\.pth"):
         load_transformer_net(path)
 
 
@@ -204,7 +204,7 @@ def test_missing_zip_member_refused(tmp_path: Path) -> None:
     path = tmp_path / "saved_models.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("saved_models/candy.pth", pth_bytes(random_state(7)))
-    with pytest.raises(ModelFormatError, match="saved_models/udnie.pth"):
+    with pytest.raises(ModelFormatError, match=r"saved_models/udnie\.pth"):
         load_transformer_net(path, member="saved_models/udnie.pth")
 
 
