@@ -181,6 +181,7 @@ class Delivery:
         prefs: PrefsStore | None = None,
         retries: int = 6,
         full_output_cap: int = 4096,
+        on_start: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
         self._stylizer_factory = stylizer_factory
@@ -190,6 +191,7 @@ class Delivery:
         self.prefs = prefs
         self.retries = retries
         self.full_output_cap = full_output_cap
+        self.on_start = on_start  # the status board stops showing "place N" from here
 
     async def stylizer(self, ctx: Any) -> Any:
         """Build the Stylizer on first use, off the loop (it reads the catalog)."""
@@ -204,6 +206,8 @@ class Delivery:
         job = JobPayload.from_dict(payload)
         t = self.texts.for_language(job.lang)
         title = await self.style_title(job, t, ctx)
+        if self.on_start is not None:
+            await self.on_start(ctx.job_id)
         if "result" not in ctx.checkpoints:
             await self.edit_status(job, t("status_working", style=title))
             try:

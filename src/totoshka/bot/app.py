@@ -1,0 +1,281 @@
+"""Assembling the bot and running it: long polling, webhook, or a Celery worker.
+
+`BotApp` owns everything one running bot needs — `Bot`, `Dispatcher`, storage,
+queue, worker pool, stylizer — built from a `Settings`, with no module-level
+state, so tests can run several in one process. Dependencies reach handlers via
+the dispatcher's workflow data (``services``, ``settings``, ``texts``).
+
+Shutdown order matters for "never lose a photo": stop taking updates first,
+then stop the worker pool gracefully (running jobs finish or go back to the
+queue), then close the HTTP session. A job accepted before the stop is in
+SQLite and is delivered by the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+
+from totoshka.bot.delivery import Delivery
+from totoshka.bot.handlers import build_routers
+from totoshka.bot.handlers.commands import register_commands
+from totoshka.bot.logs import setup_logging
+from totoshka.bot.middlewares import PrefsMiddleware
+from totoshka.bot.prefs import PrefsStore
+from totoshka.bot.services import Gallery, Services, StatusBoard
+from totoshka.bot.texts import Texts
+from totoshka.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LazyStylizer:
+    """One `Stylizer` per app, built on first use from any thread (it loads the catalog)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._stylizer: Any = None
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._stylizer is None:
+                from totoshka.engine.catalog import load_catalog
+                from totoshka.engine.store import ModelStore
+                from totoshka.engine.stylizer import Stylizer
+
+                s = self.settings
+                catalog = load_catalog(s.data_dir) if s.data_dir else load_catalog()
+                store = ModelStore(
+                    cache_dir=s.cache_dir,
+                    mirror=s.model_mirror,
+                    data_dir=s.data_dir,
+                    catalog=catalog,
+                )
+                self._stylizer = Stylizer(catalog=catalog, store=store)
+            return self._stylizer
+
+
+def make_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.api_url), timeout=settings.request_timeout
+    )
+    return Bot(settings.token(), session=session, default=DefaultBotProperties())
+
+
+def make_storage(settings: Settings) -> BaseStorage:
+    """Memory by default; Redis when ``TOTOSHKA_REDIS_URL`` is set (state survives restarts)."""
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis_url)
+    return MemoryStorage()
+
+
+def offered_styles(settings: Settings) -> list[tuple[str, dict[str, str]]]:
+    """Catalog styles whose weights can be had: cached, in a local mirror, or online."""
+    from totoshka.engine.catalog import load_catalog
+    from totoshka.engine.store import ModelStore
+
+    catalog = load_catalog(settings.data_dir) if settings.data_dir else load_catalog()
+    store = ModelStore(
+        cache_dir=settings.cache_dir,
+        mirror=settings.model_mirror,
+        data_dir=settings.data_dir,
+        catalog=catalog,
+    )
+    offered = []
+    for style in catalog.styles():
+        model = catalog.model(style.model)
+        available = store.is_present(model)
+        if not available:
+            if store.mirror is None or not isinstance(store.mirror, Path):
+                available = True  # fetched from the URL on first use
+            else:
+                available = all(Path(store.source(f)).exists() for f in model.files)
+        if available:
+            offered.append((style.id, dict(style.title)))
+    return offered
+
+
+def previews_folder(settings: Settings) -> Path:
+    from totoshka.engine import paths
+
+    base = settings.cache_dir or paths.cache_dir()
+    return Path(base).parent / "previews" if base.name == "models" else Path(base) / "previews"
+
+
+class BotApp:
+    """One bot: build with a `Settings`, then ``await start()`` / ``await stop()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stylizer_factory: Callable[[], Any] | None = None,
+        storage: BaseStorage | None = None,
+        with_workers: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.texts = Texts.load()
+        self.bot = make_bot(settings)
+        self.storage = storage or make_storage(settings)
+        self.stylizer_factory = stylizer_factory or LazyStylizer(settings)
+        self.queue = self._make_queue()
+        self.board = StatusBoard(self.bot, self.queue, self.texts) if self.embedded else None
+        styles = offered_styles(settings)
+        self.gallery = Gallery(
+            previews_folder(settings), self.stylizer_factory, styles, settings.preview_size
+        )
+        self.services = Services(
+            settings=settings,
+            texts=self.texts,
+            queue=self.queue,
+            styles=styles,
+            gallery=self.gallery,
+            board=self.board,
+        )
+        self.delivery = Delivery(
+            self.bot,
+            self.stylizer_factory,
+            self.texts,
+            prefs=PrefsStore(self.storage, self.bot.id),
+            retries=settings.send_retries,
+            full_output_cap=settings.full_output_cap,
+            on_start=self.board.claim if self.board else None,
+        )
+        self.pool: Any = None
+        if self.embedded and with_workers:
+            from totoshka.jobs.pool import WorkerPool
+
+            self.pool = WorkerPool(
+                self.queue,  # type: ignore[arg-type]
+                self.delivery,
+                concurrency=settings.workers,
+                max_attempts=settings.max_attempts,
+                on_change=self.board.refresh if self.board else None,
+                on_failed=self.delivery.on_failed,
+            )
+        self.dispatcher = self._make_dispatcher()
+
+    @property
+    def embedded(self) -> bool:
+        return self.settings.jobs_backend == "embedded"
+
+    def _make_queue(self) -> Any:
+        if self.embedded:
+            from totoshka.jobs.sqlite_queue import SQLiteJobQueue
+
+            self.settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
+            return SQLiteJobQueue(self.settings.queue_path)
+        from totoshka.jobs.celery_mode import CeleryJobQueue  # type: ignore[import-not-found]
+
+        return CeleryJobQueue.from_settings(self.settings)
+
+    def _make_dispatcher(self) -> Dispatcher:
+        dp = Dispatcher(
+            storage=self.storage,
+            services=self.services,
+            settings=self.settings,
+            texts=self.texts,
+        )
+        prefs = PrefsMiddleware(self.texts, self.storage)
+        dp.message.outer_middleware(prefs)
+        dp.callback_query.outer_middleware(prefs)
+        dp.include_routers(*build_routers(self.settings.album_wait))
+        dp.startup.register(self._on_startup)
+        dp.shutdown.register(self._on_shutdown)
+        return dp
+
+    async def _on_startup(self) -> None:
+        try:
+            await register_commands(self.bot, self.texts)
+        except Exception:
+            log.warning("setMyCommands failed; the menu stays as it was", exc_info=True)
+        if self.pool is not None:
+            await self.pool.start()
+
+    async def _on_shutdown(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop(graceful=True)
+
+    # -- run modes ----------------------------------------------------------------
+
+    async def run_polling(self) -> None:
+        """Long polling until SIGINT/SIGTERM; then a graceful stop."""
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        try:
+            await self.dispatcher.start_polling(
+                self.bot, handle_signals=True, close_bot_session=True, polling_timeout=10
+            )
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop(graceful=True)
+        close = getattr(self.queue, "close", None)
+        if close is not None:
+            close()
+        await self.storage.close()
+        await self.bot.session.close()
+
+    async def run_webhook(self) -> None:
+        """aiohttp server; Telegram's ``X-Telegram-Bot-Api-Secret-Token`` is checked."""
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiohttp import web
+
+        s = self.settings
+        if not s.webhook_url:
+            raise SystemExit("TOTOSHKA_WEBHOOK_URL is required in webhook mode")
+        secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
+        app = web.Application()
+        SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret).register(
+            app, path=s.webhook_path
+        )
+        setup_application(app, self.dispatcher, bot=self.bot)
+        url = s.webhook_url.rstrip("/")
+        if not url.endswith(s.webhook_path):
+            url += s.webhook_path
+        await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, s.webhook_host, s.webhook_port)
+        await site.start()
+        log.info("webhook listening on %s:%s%s", s.webhook_host, s.webhook_port, s.webhook_path)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()  # runs the dispatcher's shutdown: the pool stops
+            await self.close()
+
+
+def configure_logging(settings: Settings) -> None:
+    setup_logging(settings.log_level, settings.token())
+
+
+def run_polling(settings: Settings) -> None:
+    configure_logging(settings)
+    asyncio.run(BotApp(settings).run_polling())
+
+
+def run_webhook(settings: Settings) -> None:
+    configure_logging(settings)
+    asyncio.run(BotApp(settings).run_webhook())

@@ -1,0 +1,313 @@
+"""Photos in, styles picked, jobs queued: the heart of the conversation.
+
+A picture arrives as a compressed photo, an image document or an album. It is
+remembered in the conversation's FSM data under a short ref (its ``file_id`` is
+too long for callback data), and the style picker's buttons carry that ref, so
+an older picker still paints the photo it was shown under — no re-upload.
+
+"My own style": the bot waits for a painting (state ``awaiting_painting``), or an
+album of two gives photo and painting at once. Paintings go to the user's recent
+list in their preferences; the worker fills in the style vector after the first
+use, and later uses send the vector in the job instead of the painting.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from totoshka.bot.callbacks import GalleryCB, StyleCB
+from totoshka.bot.delivery import DOWNLOAD_MAX_BYTES, JobPayload
+from totoshka.bot.keyboards import paintings_keyboard, style_picker
+from totoshka.bot.middlewares import AlbumMiddleware
+from totoshka.bot.prefs import Prefs, PrefsStore
+from totoshka.bot.services import PHOTOS_KEPT, RESULTS_KEPT, Services, new_ref
+from totoshka.bot.states import Flow
+from totoshka.bot.texts import Translator
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
+
+
+@dataclass(frozen=True)
+class Picture:
+    file_id: str
+    size: int | None
+
+
+def picture_of(message: Message) -> Picture | str | None:
+    """The message's image, or the texts key explaining why it is not usable.
+
+    The size check happens here, before any getFile: Telegram would refuse a
+    download over 20 MB anyway, and the user deserves to know why at once.
+    """
+    if message.photo:
+        largest = message.photo[-1]
+        picture = Picture(largest.file_id, largest.file_size)
+    elif message.document:
+        doc = message.document
+        mime = doc.mime_type or mimetypes.guess_type(doc.file_name or "")[0] or ""
+        ext = "." + (doc.file_name or "").rsplit(".", 1)[-1].lower() if doc.file_name else ""
+        if not mime.startswith("image/") and ext not in IMAGE_EXTENSIONS:
+            return "not_an_image"
+        picture = Picture(doc.file_id, doc.file_size)
+    else:
+        return None
+    if picture.size is not None and picture.size > DOWNLOAD_MAX_BYTES:
+        return "file_too_big"
+    return picture
+
+
+def too_big_text(t: Translator, message: Message) -> str:
+    size = message.document.file_size if message.document else None
+    if size is None and message.photo:
+        size = message.photo[-1].file_size
+    return t("file_too_big", size=f"{(size or 0) / 1024 / 1024:.1f}")
+
+
+async def remember_photo(state: FSMContext, file_id: str) -> str:
+    data = await state.get_data()
+    photos: dict[str, str] = dict(data.get("photos", {}))
+    for ref, known in photos.items():
+        if known == file_id:
+            return ref
+    ref = new_ref()
+    photos[ref] = file_id
+    while len(photos) > PHOTOS_KEPT:
+        photos.pop(next(iter(photos)))
+    await state.update_data(photos=photos)
+    return ref
+
+
+async def show_picker(
+    message: Message, state: FSMContext, t: Translator, services: Services, photo_ref: str
+) -> None:
+    await state.set_state(Flow.choosing_style)
+    await state.update_data(current=photo_ref)
+    await message.answer(
+        t("pick_style"),
+        reply_markup=style_picker(t, photo_ref, services.style_buttons(t.lang)),
+    )
+
+
+async def enqueue(
+    *,
+    bot: Bot,
+    chat_id: int,
+    user_id: int,
+    t: Translator,
+    state: FSMContext,
+    prefs: Prefs,
+    services: Services,
+    spec: dict[str, Any],
+    dedupe_key: str | None,
+    reply_to: Message | None = None,
+) -> None:
+    """Queue one picture. ``spec`` = what to paint; the rest comes from the preferences.
+
+    The spec is saved under a new result ref so that the buttons under the result
+    (another style, full size, stronger, weaker) can re-run it with one change.
+    """
+    settings = services.settings
+    spec = dict(spec)
+    spec.setdefault("strength", prefs.strength)
+    spec.setdefault("preserve_colors", prefs.preserve_colors)
+    spec.setdefault("max_side", prefs.output_size(settings.default_output_size))
+    spec.setdefault("as_document", False)
+    vector = None
+    if spec.get("painting_pid"):
+        painting = prefs.painting(spec["painting_pid"])
+        if painting is not None:
+            vector = painting.vector
+            spec["painting"] = painting.file_id
+    ref = new_ref()
+    data = await state.get_data()
+    results: dict[str, Any] = dict(data.get("results", {}))
+    results[ref] = spec
+    while len(results) > RESULTS_KEPT:
+        results.pop(next(iter(results)))
+    await state.update_data(results=results)
+    job = JobPayload(
+        chat_id=chat_id,
+        user_id=user_id,
+        lang=t.lang,
+        photo=spec["photo"],
+        status_message_id=None,
+        reply_to=reply_to.message_id if reply_to else None,
+        style=spec.get("style"),
+        painting=spec.get("painting"),
+        painting_pid=spec.get("painting_pid"),
+        vector=vector,
+        strength=int(spec["strength"]),
+        preserve_colors=bool(spec["preserve_colors"]),
+        max_side=int(spec["max_side"]) or None,
+        as_document=bool(spec["as_document"]),
+        ref=ref,
+    )
+    await services.submit(
+        bot, t, job, user_key=str(user_id), dedupe_key=dedupe_key, reply_to=reply_to
+    )
+
+
+async def own_style_job(
+    *,
+    message: Message,
+    bot: Bot,
+    t: Translator,
+    state: FSMContext,
+    prefs: Prefs,
+    prefs_store: PrefsStore,
+    services: Services,
+    photo: str,
+    painting: str,
+    dedupe_key: str,
+) -> None:
+    user_id = message.from_user.id if message.from_user else message.chat.id
+    saved = prefs.add_painting(painting)
+    await prefs_store.save(message.chat.id, user_id, prefs)
+    await state.set_state(Flow.choosing_style)
+    await enqueue(
+        bot=bot,
+        chat_id=message.chat.id,
+        user_id=user_id,
+        t=t,
+        state=state,
+        prefs=prefs,
+        services=services,
+        spec={"photo": photo, "style": None, "painting_pid": saved.pid, "painting": painting},
+        dedupe_key=dedupe_key,
+        reply_to=message,
+    )
+
+
+async def on_picture(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    t: Translator,
+    prefs: Prefs,
+    prefs_store: PrefsStore,
+    services: Services,
+    album: list[Message] | None = None,
+) -> None:
+    items = album or [message]
+    pictures: list[Picture] = []
+    for item in items:
+        got = picture_of(item)
+        if got == "file_too_big":
+            await item.answer(too_big_text(t, item))
+        elif isinstance(got, str):
+            await item.answer(t(got))
+        elif got is not None:
+            pictures.append(got)
+    if not pictures:
+        return
+    common = {
+        "message": message,
+        "bot": bot,
+        "t": t,
+        "state": state,
+        "prefs": prefs,
+        "prefs_store": prefs_store,
+        "services": services,
+    }
+    if album is not None and len(pictures) == 2:
+        # An album of two: the photo first, the painting second.
+        await message.answer(t("album_own_style"))
+        photo_ref = await remember_photo(state, pictures[0].file_id)
+        await state.update_data(current=photo_ref)
+        await own_style_job(
+            **common,
+            photo=pictures[0].file_id,
+            painting=pictures[1].file_id,
+            dedupe_key=f"album:{message.chat.id}:{message.media_group_id}",
+        )
+        return
+    if album is not None and len(pictures) > 2:
+        await message.answer(t("album_first_only"))
+    picture = pictures[0]
+    if await state.get_state() == Flow.awaiting_painting.state:
+        data = await state.get_data()
+        photo = data.get("photos", {}).get(data.get("current", ""))
+        if photo:
+            await own_style_job(
+                **common,
+                photo=photo,
+                painting=picture.file_id,
+                dedupe_key=f"msg:{message.chat.id}:{message.message_id}",
+            )
+            return
+    photo_ref = await remember_photo(state, picture.file_id)
+    await show_picker(message, state, t, services, photo_ref)
+
+
+async def on_style(
+    query: CallbackQuery,
+    callback_data: StyleCB,
+    bot: Bot,
+    state: FSMContext,
+    t: Translator,
+    prefs: Prefs,
+    services: Services,
+) -> None:
+    data = await state.get_data()
+    photo = data.get("photos", {}).get(callback_data.photo)
+    if not photo or query.message is None:
+        await query.answer(t("photo_expired"), show_alert=True)
+        return
+    chat_id = query.message.chat.id
+    style = callback_data.style
+    if style == "own":
+        await query.answer()
+        await state.set_state(Flow.awaiting_painting)
+        await state.update_data(current=callback_data.photo)
+        keyboard = paintings_keyboard(t, callback_data.photo, prefs.paintings)
+        text = t("send_painting") if keyboard else t("send_painting_plain")
+        await bot.send_message(chat_id, text, reply_markup=keyboard)
+        return
+    spec: dict[str, Any] = {"photo": photo}
+    if style.startswith("p:"):
+        painting = prefs.painting(style[2:])
+        if painting is None:
+            await query.answer(t("photo_expired"), show_alert=True)
+            return
+        spec.update(style=None, painting_pid=painting.pid, painting=painting.file_id)
+    elif services.style_title(style, t.lang) is None:
+        await query.answer(t("unknown_style"), show_alert=True)
+        return
+    else:
+        spec["style"] = style
+    await query.answer()
+    await state.set_state(Flow.choosing_style)
+    await enqueue(
+        bot=bot,
+        chat_id=chat_id,
+        user_id=query.from_user.id,
+        t=t,
+        state=state,
+        prefs=prefs,
+        services=services,
+        spec=spec,
+        dedupe_key=f"cb:{query.id}",
+    )
+
+
+async def on_gallery(query: CallbackQuery, bot: Bot, t: Translator, services: Services) -> None:
+    await query.answer()
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    await bot.send_message(chat_id, t("gallery_intro"))
+    if not await services.gallery.send(bot, chat_id, t.lang):
+        await bot.send_message(chat_id, t("gallery_empty"))
+
+
+def router(album_wait: float = 0.8) -> Router:
+    r = Router(name="pictures")
+    r.message.middleware(AlbumMiddleware(album_wait))
+    r.message.register(on_picture, F.photo | F.document)
+    r.callback_query.register(on_style, StyleCB.filter())
+    r.callback_query.register(on_gallery, GalleryCB.filter())
+    return r

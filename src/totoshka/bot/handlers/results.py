@@ -1,0 +1,88 @@
+"""The buttons under a result: another style, the full-resolution file, stronger, weaker.
+
+Each button carries the result's ref; the spec behind it (photo, style, strength,
+...) is in the conversation's FSM data, so a re-run needs no re-upload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+
+from totoshka.bot.callbacks import ResultCB
+from totoshka.bot.handlers.pictures import enqueue, remember_photo
+from totoshka.bot.keyboards import style_picker
+from totoshka.bot.prefs import STRENGTHS, Prefs
+from totoshka.bot.services import Services
+from totoshka.bot.states import Flow
+from totoshka.bot.texts import Translator
+
+
+def step_strength(current: int, up: bool) -> int | None:
+    """The next strength in `STRENGTHS` above/below ``current``, or None at the end."""
+    options = [s for s in STRENGTHS if (s > current if up else s < current)]
+    if not options:
+        return None
+    return options[0] if up else options[-1]
+
+
+async def on_result(
+    query: CallbackQuery,
+    callback_data: ResultCB,
+    bot: Bot,
+    state: FSMContext,
+    t: Translator,
+    prefs: Prefs,
+    services: Services,
+) -> None:
+    data = await state.get_data()
+    spec: dict[str, Any] | None = data.get("results", {}).get(callback_data.ref)
+    if spec is None or query.message is None:
+        await query.answer(t("photo_expired"), show_alert=True)
+        return
+    chat_id = query.message.chat.id
+    action = callback_data.action
+    if action == "again":
+        await query.answer()
+        photo_ref = await remember_photo(state, spec["photo"])
+        await state.set_state(Flow.choosing_style)
+        await state.update_data(current=photo_ref)
+        await bot.send_message(
+            chat_id,
+            t("pick_style"),
+            reply_markup=style_picker(t, photo_ref, services.style_buttons(t.lang)),
+        )
+        return
+    new = dict(spec)
+    if action == "full":
+        new.update(max_side=0, as_document=True)
+    elif action in ("up", "down"):
+        strength = step_strength(int(spec.get("strength", 100)), up=action == "up")
+        if strength is None:
+            await query.answer(t("strongest" if action == "up" else "weakest"))
+            return
+        new.update(strength=strength, as_document=False)
+    else:
+        await query.answer()
+        return
+    await query.answer()
+    await enqueue(
+        bot=bot,
+        chat_id=chat_id,
+        user_id=query.from_user.id,
+        t=t,
+        state=state,
+        prefs=prefs,
+        services=services,
+        spec=new,
+        dedupe_key=f"cb:{query.id}",
+    )
+
+
+def router() -> Router:
+    r = Router(name="results")
+    r.callback_query.register(on_result, ResultCB.filter())
+    return r
