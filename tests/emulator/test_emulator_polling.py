@@ -195,3 +195,38 @@ async def test_probabilistic_faults_replay_with_a_seed(
     first, second = await outcomes(), await outcomes()
     assert first == second
     assert True in first and False in first
+
+
+async def test_aiogram_webhook_server_and_reply_in_the_response(
+    bot: Bot, client: EmulatorClient
+) -> None:
+    """aiogram's own webhook handler checks the secret and answers with a method call."""
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+
+    router = Router()
+
+    @router.message(Command("ping"))
+    async def ping(message: Message) -> object:
+        return message.answer("pong")  # returned, not awaited: sent in the webhook answer
+
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    app = web.Application()
+    SimpleRequestHandler(
+        dispatcher, bot, handle_in_background=False, secret_token="abc_123"
+    ).register(app, path="/tg")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        await bot.set_webhook(f"http://127.0.0.1:{port}/tg", secret_token="abc_123")
+        user = await client.create_user()
+        await user.send_text("/ping")
+        reply = await user.wait_for_message(timeout=10)
+        assert reply.text == "pong"
+        assert (await bot.get_webhook_info()).pending_update_count == 0
+    finally:
+        await bot.delete_webhook()
+        await runner.cleanup()

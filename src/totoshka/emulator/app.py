@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from totoshka.emulator.errors import BotApiError, not_found, unauthorized
 from totoshka.emulator.faults import CallRecord
 from totoshka.emulator.limits import Limits
 from totoshka.emulator.methods import METHODS
-from totoshka.emulator.params import read_params
+from totoshka.emulator.params import Params, read_params
 from totoshka.emulator.state import World
 from totoshka.emulator.webhook import WebhookDelivery
 
@@ -50,10 +51,16 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
 
 
-async def _dispatch(request: web.Request) -> web.Response:
-    world = request.app[WORLD_KEY]
-    token = request.match_info["token"]
-    raw_method = request.match_info["method"]
+async def execute(
+    world: World,
+    webhooks: WebhookDelivery,
+    token: str,
+    raw_method: str,
+    read: Callable[[], Awaitable[Params]],
+    *,
+    inject_faults: bool = True,
+) -> tuple[int, dict[str, Any]]:
+    """Run one Bot API call (faults, handler, call log); returns (HTTP status, JSON body)."""
     seq, started, clock = world.calls.start()
     method = raw_method
     status, ok, description, fault_id, executed = 200, True, None, None, False
@@ -64,16 +71,16 @@ async def _dispatch(request: web.Request) -> web.Response:
         if entry is None:
             raise not_found()
         method, handler = entry
-        params = await read_params(request, world.limits.upload_bytes)
+        params = await read()
         chat_id = params.values.get("chat_id")
-        fault = world.faults.take(method)
+        fault = world.faults.take(method) if inject_faults else None
         if fault is not None:
             fault_id = fault.rule_id
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
             if fault.error is not None and not fault.executed:
                 raise fault.error
-        result = await handler(Call(world, bot, params, request.app[WEBHOOKS_KEY]))
+        result = await handler(Call(world, bot, params, webhooks))
         executed = True
         if fault is not None and fault.error is not None:
             raise fault.error
@@ -98,6 +105,18 @@ async def _dispatch(request: web.Request) -> web.Response:
             executed=executed,
             chat_id=chat_id if isinstance(chat_id, int | str) else None,
         )
+    )
+    return status, body
+
+
+async def _dispatch(request: web.Request) -> web.Response:
+    world = request.app[WORLD_KEY]
+    status, body = await execute(
+        world,
+        request.app[WEBHOOKS_KEY],
+        request.match_info["token"],
+        request.match_info["method"],
+        lambda: read_params(request, world.limits.upload_bytes),
     )
     return _json(body, status)
 
@@ -138,7 +157,18 @@ def create_app(
         client_max_size=world.limits.upload_bytes + (2 << 20), middlewares=[cors_middleware]
     )
     app[WORLD_KEY] = world
-    app[WEBHOOKS_KEY] = WebhookDelivery(retry_delay=webhook_retry_delay)
+    webhooks = WebhookDelivery(retry_delay=webhook_retry_delay)
+
+    async def reply_method(token: str, method: str, params: Params) -> None:
+        """A method the bot answered a webhook request with; Telegram runs it silently."""
+
+        async def read() -> Params:
+            return params
+
+        await execute(world, webhooks, token, method, read, inject_faults=False)
+
+    webhooks.reply_method = reply_method
+    app[WEBHOOKS_KEY] = webhooks
     app.router.add_route("*", "/bot{token}/{method}", _dispatch)
     app.router.add_route("*", "/bot{token}", _no_method)
     app.router.add_route("*", "/bot{token}/", _no_method)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from totoshka.emulator.errors import bad_request, entity_too_large
 
@@ -106,6 +106,29 @@ class Params:
         return self.file(self.values.get(name))
 
 
+async def read_multipart(
+    reader: MultipartReader,
+    values: dict[str, Any],
+    uploads: dict[str, Upload],
+    max_upload_bytes: int,
+) -> None:
+    """Fields into ``values``, file parts into ``uploads``; 413 past the upload limit."""
+    total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        data = await part.read()
+        total += len(data)
+        if total > max_upload_bytes + (1 << 20):
+            raise entity_too_large()
+        if part.filename is not None:
+            uploads[part.name] = Upload(
+                bytes(data), part.filename, part.headers.get("Content-Type")
+            )
+        else:
+            values[part.name] = data.decode("utf-8", errors="replace")
+
+
 async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
     """Collect parameters from the query string and any body (JSON, form or multipart)."""
     values: dict[str, Any] = dict(request.query)
@@ -122,21 +145,7 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
             raise bad_request("can't parse JSON object")
         values.update(body)
     elif content_type == "multipart/form-data":
-        reader = await request.multipart()
-        total = 0
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            data = await part.read()
-            total += len(data)
-            if total > max_upload_bytes + (1 << 20):
-                raise entity_too_large()
-            if part.filename is not None:
-                uploads[part.name] = Upload(
-                    bytes(data), part.filename, part.headers.get("Content-Type")
-                )
-            else:
-                values[part.name] = data.decode("utf-8", errors="replace")
+        await read_multipart(await request.multipart(), values, uploads, max_upload_bytes)
     else:
         form = await request.post()
         for key, value in form.items():

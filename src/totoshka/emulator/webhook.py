@@ -14,10 +14,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
+from totoshka.emulator.errors import BotApiError
+from totoshka.emulator.params import Params, Upload, read_multipart
 from totoshka.emulator.state import BotAccount, Webhook
+
+ReplyMethod = Callable[[str, str, Params], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,9 @@ class WebhookDelivery:
     """One delivery task per bot with a webhook; owned by one server."""
 
     def __init__(self, *, retry_delay: float = 0.5, request_timeout: float = 10.0) -> None:
+        # Runs a method the bot put in its webhook answer (aiogram does with
+        # handle_in_background=False); set by the app, which owns the dispatcher.
+        self.reply_method: ReplyMethod | None = None
         self.retry_delay = retry_delay
         self.request_timeout = request_timeout
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -61,7 +70,7 @@ class WebhookDelivery:
                 )
                 continue
             update = bot.updates[0]
-            error = await self._post(hook, update)
+            error = await self._post(bot, hook, update)
             if error is None:
                 if bot.updates and bot.updates[0] is update:
                     bot.updates.pop(0)
@@ -73,7 +82,27 @@ class WebhookDelivery:
                 lambda hook=hook: bot.webhook is not hook, self.retry_delay
             )
 
-    async def _post(self, hook: Webhook, update: dict[str, object]) -> str | None:
+    async def _run_reply(self, bot: BotAccount, response: aiohttp.ClientResponse) -> None:
+        """Execute ``{"method": ..., ...}`` (JSON or multipart) from a webhook answer."""
+        values: dict[str, Any] = {}
+        uploads: dict[str, Upload] = {}
+        try:
+            if response.content_type == "application/json":
+                body = await response.json()
+                if isinstance(body, dict):
+                    values.update(body)
+            elif response.content_type == "multipart/form-data":
+                reader = aiohttp.MultipartReader.from_response(response)
+                await read_multipart(reader, values, uploads, 50 << 20)
+            else:
+                await response.read()
+        except (ValueError, aiohttp.ClientError, BotApiError):
+            return  # Telegram ignores an answer it cannot read
+        method = values.pop("method", None)
+        if isinstance(method, str) and method and self.reply_method is not None:
+            await self.reply_method(f"{bot.id}:webhook-reply", method, Params(values, uploads))
+
+    async def _post(self, bot: BotAccount, hook: Webhook, update: dict[str, object]) -> str | None:
         """Deliver one update; None on success, else Telegram-style error text."""
         assert self._session is not None
         headers = {SECRET_HEADER: hook.secret_token} if hook.secret_token else {}
@@ -84,9 +113,10 @@ class WebhookDelivery:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.request_timeout),
             ) as response:
-                await response.read()
                 if 200 <= response.status < 300:
+                    await self._run_reply(bot, response)
                     return None
+                await response.read()
                 return f"Wrong response from the webhook: {response.status} {response.reason}"
         except TimeoutError:
             return "Read timeout expired"
