@@ -254,3 +254,27 @@ def test_killed_worker_process_job_is_redelivered_and_sent_once(
         assert q.get(other) is not None
     finally:
         cleanup(cfg, q)
+
+
+def test_soft_time_limit_counts_as_a_failed_attempt(redis_alive: None, tmp_path: Path) -> None:
+    cfg = replace(make_config(REDIS_URL), soft_time_limit=2, time_limit=60)
+    q = CeleryJobQueue(cfg)
+    try:
+        jid = q.submit("A", {"dir": str(tmp_path), "name": "H", "kind": "hang"}).job_id
+        worker = Worker(cfg, tmp_path / "worker.log")
+        try:
+
+            def finished() -> bool:
+                worker.check_alive()
+                return q.stats()["done"] == 1
+
+            wait_until(finished, "the job to finish after its soft time limit")
+        finally:
+            worker.stop()
+        job = q.get(jid)
+        assert job is not None and job.state is JobState.DONE and job.attempt == 2
+        assert job.last_error is not None and "SoftTimeLimitExceeded" in job.last_error
+        sent = (tmp_path / "sent.txt").read_text().splitlines()
+        assert len(sent) == 1  # the retry found the checkpoint
+    finally:
+        cleanup(cfg, q)

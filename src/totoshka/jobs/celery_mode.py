@@ -19,8 +19,11 @@ How it follows Celery's advice for long jobs:
   ``failed`` after ``max_attempts`` and stops looping.
 * Expected errors: `RetryLater` → ``Task.retry(countdown=delay)``; other exceptions →
   ``Task.retry`` with exponential backoff, up to ``max_attempts``.
-* Soft and hard time limits on the task; Redis ``visibility_timeout`` (default 4 h)
-  longer than the longest queue wait + work, so Redis does not redeliver live jobs.
+* Soft and hard time limits on the task. The soft limit raises inside the handler
+  and counts as a failed attempt (retried with backoff); the hard limit kills the
+  process and the message is requeued (``acks_on_timeout=False``), so the attempt
+  counter ends a job that always hangs. Redis ``visibility_timeout`` (default 4 h)
+  is longer than the longest queue wait + work, so Redis does not redeliver live jobs.
 * Tasks carry no arguments — they are *tokens*. The worker asks the Redis store for
   the next job in fair order (round-robin between users), re-reads the record,
   skips jobs already finished or cancelled, and gives the handler the job's
@@ -114,6 +117,26 @@ class CeleryConfig:
             visibility_timeout=_env_float(
                 "TOTOSHKA_JOBS_VISIBILITY_TIMEOUT", cls.visibility_timeout
             ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CeleryConfig:
+        """Build from the bot's ``Settings`` (duck-typed: this package imports no bot code).
+
+        Uses ``broker_url``, ``redis_url`` (falls back to the broker when that is Redis),
+        ``max_attempts`` and, if present, ``job_handler``; the rest from `from_env`.
+        """
+        base = cls.from_env()
+        broker = getattr(settings, "broker_url", None) or base.broker_url
+        redis_url = getattr(settings, "redis_url", None)
+        if not redis_url:
+            redis_url = broker if broker.startswith(("redis://", "rediss://")) else base.redis_url
+        return replace(
+            base,
+            broker_url=broker,
+            redis_url=redis_url,
+            max_attempts=getattr(settings, "max_attempts", None) or base.max_attempts,
+            handler_factory=getattr(settings, "job_handler", None) or base.handler_factory,
         )
 
 
@@ -215,6 +238,12 @@ class _Runtime:
     def reset(self) -> None:
         """Drop everything (another config, another factory, a task killed mid-loop)."""
         if self.loop is not None and self.pid == os.getpid():
+            # A soft time limit interrupts the loop mid-step: cancel what it left behind.
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             if self.handlers is not None and self.handlers.close is not None:
                 with contextlib.suppress(Exception):
                     self.loop.run_until_complete(self.handlers.close())
@@ -273,6 +302,8 @@ def _notify_failed(
     name=TASK_NAME,
     acks_late=True,
     reject_on_worker_lost=True,
+    # Hard time limit: requeue, so the attempt counter (not a silent ack) ends it.
+    acks_on_timeout=False,
     max_retries=None,
     ignore_result=True,
 )
@@ -347,6 +378,11 @@ class CeleryJobQueue:
         self.config = config or _config
         self.app = celery_app or make_app(self.config)
         self.store = RedisJobStore.from_url(self.config.redis_url, self.config.prefix)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CeleryJobQueue:
+        """The bot's entry: ``CeleryJobQueue.from_settings(settings)``."""
+        return cls(CeleryConfig.from_settings(settings))
 
     def submit(
         self,
