@@ -30,7 +30,8 @@ async def test_photo_to_result(bot: RunningBot, new_user, client, photos, lang: 
     assert max(result.largest_photo["width"], result.largest_photo["height"]) <= 192
     labels = [b["text"] for b in result.buttons]
     assert len(labels) == 3  # another style, full resolution, weaker (already at 100 %)
+    await user.wait_for_message(lambda m: TEXTS[lang]["done"] in (m.text or ""), timeout=WAIT)
     messages = await user.messages()
     statuses = [m for m in messages if m.text and TEXTS[lang]["done"] in m.text]
-    assert len(statuses) == 1, messages
+    assert len(statuses) == 1, [m.text for m in messages]
     assert len([m for m in messages if m.photo]) == 1
