@@ -75,11 +75,18 @@ def worker_env(cfg: CeleryConfig) -> dict[str, str]:
 class Worker:
     """``celery -A totoshka.jobs.celery_mode worker`` as a subprocess."""
 
-    def __init__(self, cfg: CeleryConfig, log: Path) -> None:
+    def __init__(self, cfg: CeleryConfig, log: Path, *, via_run_worker: bool = False) -> None:
         self.log = log
         self._log_file = log.open("w")
-        self.proc = subprocess.Popen(
-            [
+        # Either the documented CLI or `run_worker()` (what `totoshka worker` calls).
+        run_worker = (
+            "from totoshka.jobs.celery_mode import run_worker; run_worker(concurrency=1,"
+            " extra_args=['--without-gossip', '--without-mingle', '--without-heartbeat'])"
+        )
+        argv = (
+            [sys.executable, "-c", run_worker]
+            if via_run_worker
+            else [
                 sys.executable,
                 "-m",
                 "celery",
@@ -93,7 +100,10 @@ class Worker:
                 "--without-mingle",
                 "--without-heartbeat",
                 "--loglevel=INFO",
-            ],
+            ]
+        )
+        self.proc = subprocess.Popen(
+            argv,
             env=worker_env(cfg),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -165,7 +175,7 @@ def test_bot_side_contract_without_workers(
     assert q.job_state(b.job_id) == {"status_message_id": 7}
 
 
-def run_end_to_end(cfg: CeleryConfig, tmp_path: Path) -> None:
+def run_end_to_end(cfg: CeleryConfig, tmp_path: Path, *, via_run_worker: bool = False) -> None:
     """Fairness, RetryLater, retried exceptions and a poison job on a real worker."""
     q = CeleryJobQueue(cfg)
     try:
@@ -176,7 +186,7 @@ def run_end_to_end(cfg: CeleryConfig, tmp_path: Path) -> None:
             ("C", "C-defer", "defer"), ("C", "C-flaky", "flaky"), ("C", "C-poison", "poison"),
         ]:  # fmt: skip
             jobs[name] = q.submit(user, {"dir": d, "name": name, "kind": kind}).job_id
-        worker = Worker(cfg, tmp_path / "worker.log")
+        worker = Worker(cfg, tmp_path / "worker.log", via_run_worker=via_run_worker)
         try:
 
             def finished() -> bool:
@@ -217,7 +227,7 @@ def test_end_to_end_with_redis_broker(redis_alive: None, tmp_path: Path) -> None
 
 
 def test_end_to_end_with_rabbitmq_broker(redis_alive: None, tmp_path: Path) -> None:
-    run_end_to_end(replace(make_config(RABBIT_URL)), tmp_path)
+    run_end_to_end(make_config(RABBIT_URL), tmp_path, via_run_worker=True)
 
 
 def test_killed_worker_process_job_is_redelivered_and_sent_once(

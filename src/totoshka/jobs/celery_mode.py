@@ -443,10 +443,9 @@ def run_worker(
         configure(config)
     if handler_factory is not None:
         set_handler_factory(handler_factory)
-    cfg = replace(_config)
     argv = [
         "worker",
-        f"--queues={cfg.queue}",
+        f"--queues={_config.queue}",
         f"--concurrency={concurrency or default_cpu_workers()}",
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",

@@ -45,9 +45,11 @@ class JobContext:
         user_key: str,
         *,
         checkpoints: Mapping[str, Any] | None = None,
-        mark: MarkFn,
-        executor: Executor | None,
+        mark: MarkFn | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        """``mark`` persists a checkpoint (None: memory only, for tests of handlers);
+        ``executor`` runs `run_blocking` calls (None: the loop's default executor)."""
         self.job_id = job_id
         #: 1 on the first run; counts every start, crashes and deferrals included.
         self.attempt = attempt
@@ -67,7 +69,8 @@ class JobContext:
         Returns only once the value is stored where any later run — in this process,
         after a restart, or on another Celery worker — will see it.
         """
-        await self._mark(key, value)
+        if self._mark is not None:
+            await self._mark(key, value)
         self._checkpoints[key] = value
 
     async def run_blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
