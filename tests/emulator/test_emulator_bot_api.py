@@ -6,7 +6,7 @@ import io
 
 import pytest
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge, TelegramForbiddenError
 from aiogram.types import BotCommand, BufferedInputFile, InlineKeyboardButton, InputMediaPhoto
 from aiogram.types import InlineKeyboardMarkup as Markup
 from emulator_helpers import jpeg
@@ -225,3 +225,24 @@ async def test_chat_action_and_blocked_user(bot: Bot, user: SimUser) -> None:
     await user.block_bot()
     with pytest.raises(TelegramForbiddenError, match="bot was blocked by the user"):
         await bot.send_message(user.id, "hello?")
+
+
+@pytest.mark.parametrize("limits", [Limits(photo_upload_bytes=2000, upload_bytes=3000)])
+async def test_upload_size_limits(bot: Bot, user: SimUser) -> None:
+    big_photo = jpeg(400, 400)
+    assert len(big_photo) > 2000
+    with pytest.raises(TelegramBadRequest, match="too big for a photo"):
+        await bot.send_photo(user.id, BufferedInputFile(big_photo, "p.jpg"))
+    with pytest.raises(TelegramEntityTooLarge):
+        await bot.send_document(user.id, BufferedInputFile(b"x" * 3001, "d.bin"))
+    await bot.send_document(user.id, BufferedInputFile(b"x" * 3000, "d.bin"))
+
+
+async def test_answer_callback_query_once(bot: Bot, user: SimUser, client: EmulatorClient) -> None:
+    sent = await bot.send_message(user.id, "choose", reply_markup=keyboard(("A", "a")))
+    query_id = await user.press(sent, "a")
+    assert await client.callback_answer(query_id) is None
+    assert await bot.answer_callback_query(query_id, text="ok", show_alert=True)
+    assert await client.callback_answer(query_id) == {"text": "ok", "show_alert": True}
+    with pytest.raises(TelegramBadRequest, match="query is too old"):
+        await bot.answer_callback_query(query_id)

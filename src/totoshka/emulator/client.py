@@ -338,17 +338,18 @@ class SimUser:
         sent = await self.client.request("POST", self._path("album"), json={"items": items})
         return sent["messages"]
 
-    async def press(self, message: ChatMessage | dict[str, Any] | int, button: str) -> str:
+    async def press(self, message: ChatMessage | dict[str, Any] | int | Any, button: str) -> str:
         """Press the inline button whose label or callback_data is ``button``.
 
-        Returns the callback query id (see :meth:`EmulatorClient.callback_answer`).
+        ``message`` is a ChatMessage, a Bot API message dict, an aiogram Message or an
+        id. Returns the callback query id (see :meth:`EmulatorClient.callback_answer`).
         """
-        if isinstance(message, ChatMessage):
-            message_id = message.message_id
-        elif isinstance(message, dict):
+        if isinstance(message, dict):
             message_id = int(message["message_id"])
+        elif isinstance(message, int):
+            message_id = message
         else:
-            message_id = int(message)
+            message_id = int(message.message_id)
         try:
             result = await self.client.request(
                 "POST", self._path("press"), json={"message_id": message_id, "text": button}

@@ -29,7 +29,8 @@ Routes (``{uid}`` is a user id = their private chat id):
   ``{callback_query_id, data, message_id}``.
 * ``POST /_emulator/users/{uid}/block`` / ``unblock`` – the bot gets
   ``my_chat_member``; its sends to a blocker fail 403.
-* ``GET /_emulator/users/{uid}/messages?include_deleted=1`` → ``{messages: [MessageView]}``.
+* ``GET /_emulator/users/{uid}/messages?include_deleted=1`` → ``{messages: [MessageView],
+  reply_keyboard}`` (the ReplyKeyboardMarkup the bot last showed, or null).
 * ``GET /_emulator/users/{uid}/events?after=SEQ&timeout=S`` (long poll) →
   ``{events: [ChatEvent], last_seq}``.
 * ``GET /_emulator/users/{uid}/wait?after_message_id=N&timeout=S`` → MessageView of
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,6 +64,8 @@ from aiohttp import BodyPartReader, web
 from totoshka.emulator.actions import UserActions, control_error
 from totoshka.emulator.errors import BotApiError
 from totoshka.emulator.state import BotAccount, Chat, ChatEvent, Message, World
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/_emulator"
 _MEDIA_KINDS = ("document", "sticker", "voice", "video", "audio")
@@ -153,6 +157,15 @@ class _Body:
         if encoded is None:
             return None
         return encoded, self.values.get("file_name"), self.values.get("mime_type")
+
+    def number(self, name: str, default: float) -> float:
+        value = self.values.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise control_error(f"{name} must be a number") from None
 
     def int(self, name: str) -> int | None:
         value = self.values.get(name)
@@ -250,8 +263,10 @@ class ControlApi:
         return _ok([user.to_json() for user in self.world.users.values()])
 
     async def get_user(self, request: web.Request) -> web.Response:
-        actions = self._actions(request, await _body(request))
-        return _ok(actions.user.to_json())
+        try:
+            return _ok(self.world.users[int(request.match_info["uid"])].to_json())
+        except (KeyError, ValueError):
+            raise control_error("user not found", 404) from None
 
     async def send_text(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -346,13 +361,13 @@ class ControlApi:
         views = [
             message_view(m) for m in chat.messages.values() if include_deleted or not m.deleted
         ]
-        return _ok({"messages": views})
+        return _ok({"messages": views, "reply_keyboard": chat.reply_keyboard})
 
     async def events(self, request: web.Request) -> web.Response:
         body = await _body(request)
         chat = self._actions(request, body).chat
         after = body.int("after") or 0
-        timeout = min(float(body.values.get("timeout") or 0), 120.0)
+        timeout = min(body.number("timeout", 0.0), 120.0)
 
         def fresh() -> list[ChatEvent]:
             return [event for event in chat.events if event.seq > after]
@@ -365,7 +380,7 @@ class ControlApi:
         body = await _body(request)
         chat = self._actions(request, body).chat
         after = body.int("after_message_id") or 0
-        timeout = min(float(body.values.get("timeout") or 10), 120.0)
+        timeout = min(body.number("timeout", 10.0), 120.0)
 
         def first_new() -> Message | None:
             return next(
@@ -463,6 +478,12 @@ def _guarded(handler: RouteHandler) -> RouteHandler:
             return await handler(request)
         except BotApiError as error:
             return web.json_response(error.to_json(), status=error.error_code)
+        except web.HTTPException:
+            raise
+        except Exception as error:  # a bug here must still answer JSON to a page or test
+            log.exception("control API request %s failed", request.path)
+            failure = BotApiError(500, f"Internal Server Error: {type(error).__name__}: {error}")
+            return web.json_response(failure.to_json(), status=500)
 
     return wrapper
 

@@ -391,7 +391,10 @@ class World:
         if len(self.bots) == 1:
             return next(iter(self.bots.values()))
         if not self.bots:
-            return self.bot(1)
+            raise LookupError(
+                "no bot has called the API yet; pass bot_id (or start the server with a "
+                "default bot id)"
+            )
         raise LookupError("several bots are known; pass bot_id")
 
     # -- users ----------------------------------------------------------------
