@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        # Checked here so a typo is one clear line at start-up; the value is never echoed.
+        left, sep, right = value.get_secret_value().partition(":")
+        if not (sep and left.isdigit() and right):
+            raise ValueError("must look like 123456789:ABC... (the token from @BotFather)")
+        return value
+
     @field_validator("default_output_size")
     @classmethod
     def _known_size(cls, value: int) -> int:

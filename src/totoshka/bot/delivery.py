@@ -386,3 +386,42 @@ class Delivery:
             )
         except Exception:
             log.warning("could not apologise to chat %s", job.chat_id, exc_info=True)
+
+
+async def make_handler() -> Any:
+    """The Celery workers' handler factory (``totoshka.bot.delivery:make_handler``).
+
+    Runs in the worker process's event loop: reads `Settings` from the environment,
+    opens its own `Bot` session and (with ``TOTOSHKA_REDIS_URL``) the same FSM storage
+    as the bot, so a painting's style vector computed here is reused by the bot.
+    """
+    from totoshka.bot.app import LazyStylizer, make_bot
+    from totoshka.bot.logs import install_redaction
+    from totoshka.config import Settings
+    from totoshka.jobs.celery_mode import JobHandlers
+
+    settings = Settings()
+    install_redaction(settings.token())
+    bot = make_bot(settings)
+    prefs = None
+    storage = None
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        storage = RedisStorage.from_url(settings.redis_url)
+        prefs = PrefsStore(storage, bot.id)
+    delivery = Delivery(
+        bot,
+        LazyStylizer(settings),
+        Texts.load(),
+        prefs=prefs,
+        retries=settings.send_retries,
+        full_output_cap=settings.full_output_cap,
+    )
+
+    async def close() -> None:
+        if storage is not None:
+            await storage.close()
+        await bot.session.close()
+
+    return JobHandlers(handler=delivery, on_failed=delivery.on_failed, close=close)

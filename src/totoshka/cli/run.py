@@ -1,0 +1,77 @@
+"""`totoshka run` (long polling), `totoshka webhook` and `totoshka worker` (Celery mode).
+
+Configuration comes from the environment / ``.env`` (`totoshka.config.Settings`,
+prefix ``TOTOSHKA_``); the few options here override it for one run. A missing
+token or a bad value is reported in one line, never with a traceback that could
+echo the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from totoshka.engine.errors import EngineError
+
+
+def _settings(**overrides: Any) -> Any:
+    from totoshka.config import Settings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TOTOSHKA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise EngineError(f"bad configuration: {problems}") from None
+
+
+def run(
+    api_url: Annotated[
+        str | None, typer.Option(help="Bot API base URL (default $TOTOSHKA_API_URL or Telegram).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once (default: sized to the machine).")
+    ] = None,
+) -> None:
+    """Run the bot with long polling (embedded job queue and workers by default)."""
+    from totoshka.bot.app import run_polling
+
+    run_polling(_settings(api_url=api_url, workers=workers))
+
+
+def webhook(
+    url: Annotated[
+        str | None, typer.Option(help="Public URL Telegram posts to ($TOTOSHKA_WEBHOOK_URL).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to listen on.")] = None,
+) -> None:
+    """Run the bot as a webhook server (secret token from $TOTOSHKA_WEBHOOK_SECRET)."""
+    from totoshka.bot.app import run_webhook
+
+    run_webhook(_settings(webhook_url=url, webhook_host=host, webhook_port=port))
+
+
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: one per two cores).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode."""
+    settings = _settings(jobs_backend="celery")
+    from totoshka.bot.logs import install_redaction
+    from totoshka.jobs.celery_mode import CeleryConfig, run_worker
+
+    install_redaction(settings.token())
+    run_worker(
+        CeleryConfig.from_settings(settings),
+        handler_factory="totoshka.bot.delivery:make_handler",
+        concurrency=concurrency,
+        loglevel=loglevel,
+    )
