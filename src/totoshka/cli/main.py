@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from totoshka import __version__
-from totoshka.cli import emulator, models, playground, styles, stylize
+from totoshka.cli import emulator, models, playground, run, styles, stylize
 from totoshka.cli.common import CliGroup
 
 app = typer.Typer(
@@ -47,6 +47,11 @@ app.add_typer(styles.app, name="styles")
 app.add_typer(models.app, name="models")
 app.command("emulator")(emulator.emulator)
 app.command("playground")(playground.playground)
+
+# --- the bot: long polling, webhook, Celery worker -----------------------------------
+app.command("run")(run.run)
+app.command("webhook")(run.webhook)
+app.command("worker")(run.worker)
 
 # --- other parts register their commands here, one line each, e.g. -----------------
 # app.command("bench")(bench.main)         app.add_typer(run.app, name="run")
