@@ -34,10 +34,17 @@ class OwnStyle:
 
     `vectors` pairs each painting's vector with its weight (mixing two paintings);
     `style_strength` < 1 mixes in the photo's own vector (Magenta's recipe).
+    `paintings` pairs painting images with weights instead: MSG-Net needs them
+    (its target is the painting's Gram matrix, not a vector); with Magenta their
+    vectors are computed and mixed with `vectors`.
+    `engine`: "magenta" (default) or "msgnet" (operators who pulled 21styles.model).
+    See `totoshka.engine.own_style`.
     """
 
-    vectors: tuple[tuple[tuple[float, ...], float], ...]
+    vectors: tuple[tuple[tuple[float, ...], float], ...] = ()
     style_strength: float = 1.0
+    paintings: tuple[tuple[Image.Image, float], ...] = ()
+    engine: str = "magenta"
 
 
 def to_tensor(image: Image.Image) -> Tensor:
@@ -115,7 +122,13 @@ class Stylizer:
         return to_image(color.blend(photo, painting, strength))
 
     def own_style_network(self, style: OwnStyle, photo: Tensor) -> nn.Module:
-        raise EngineError("own styles need the Magenta model, which is not wired in yet")
+        """The own-style network bound to `style` (and to `photo` for strength < 1)."""
+        from totoshka.engine import own_style
+
+        return own_style.build_network(self, style, photo)
 
     def style_vector(self, painting: Image.Image) -> list[float]:
-        raise EngineError("own styles need the Magenta model, which is not wired in yet")
+        """The painting's 100-number Magenta style vector (what the bot stores)."""
+        from totoshka.engine import own_style
+
+        return own_style.style_vector(self, painting)

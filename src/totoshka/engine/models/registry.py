@@ -30,7 +30,38 @@ def _pytorch(folder: Path, model: Model, style: Style) -> nn.Module:
     return load_transformer_net(archive_or_file, member=style.member)
 
 
-LOADERS: dict[str, Loader] = {"ml5": _ml5, "pytorch": _pytorch}
+def _magenta(folder: Path, model: Model, style: Style) -> nn.Module:
+    # painting presets: the transfer network bound to the style's stored vector
+    from totoshka.engine.models.magenta import load_bound
+
+    if style.vector is None:
+        raise EngineError(f"style {style.id!r}: a Magenta style needs a style vector")
+    return load_bound(folder, style.vector)
+
+
+def _msgnet(folder: Path, model: Model, style: Style) -> nn.Module:
+    # a catalog style of MSG-Net paints from its preview picture, the painting itself
+    from totoshka.engine.models.msgnet import (
+        CHECKPOINT_FILE,
+        BoundMSGNet,
+        load_msgnet,
+        mixed_target,
+    )
+
+    if not style.preview:
+        raise EngineError(f"style {style.id!r}: an MSG-Net style needs its painting as preview")
+    from totoshka.engine.imageio import load_image
+
+    net = load_msgnet(str(folder / CHECKPOINT_FILE))
+    return BoundMSGNet(net, mixed_target(net, [load_image(style.preview)], [1.0]))
+
+
+LOADERS: dict[str, Loader] = {
+    "ml5": _ml5,
+    "pytorch": _pytorch,
+    "magenta": _magenta,
+    "msgnet": _msgnet,
+}
 
 
 def register_loader(family: str, loader: Loader) -> None:

@@ -1,0 +1,267 @@
+"""Your own style: any painting becomes the style, at the photo's full resolution.
+
+Two engines, chosen by `OwnStyle.engine`:
+
+- **magenta** (default): Ghiasi et al.'s style prediction network turns the
+  painting into a 100-number style vector once (`style_vector`); the transfer
+  network, bound to that vector, paints the photo. Vectors are what the bot
+  stores per user, and what operator painting presets keep in the catalog.
+- **msgnet**: MSG-Net's Inspiration layer takes the Gram matrix of the painting's
+  features as its target; it needs the painting itself (`OwnStyle.paintings`)
+  and the `msgnet` model (21styles.model), which operators pull separately.
+
+Style strength (Magenta's own recipe): with strength s the vector is
+``(1 - s) * b_photo + s * b_painting``, b_photo being the photo's own vector,
+i.e. the tutorial's ``r * b_content + (1 - r) * b_style`` with r = 1 - s.
+That keeps the painting's brush work at low strengths instead of fading the
+picture to the photo as a pixel blend does. Two paintings mix as the weighted
+mean of their vectors.
+
+How a non-square painting feeds the 256x256 predictor (`PAINTING_FIT`):
+the painting is scaled so its short side is 256 and, when the long side is
+longer, the vector is the **mean of the vectors of three 256x256 crops** at the
+start, centre and end of the long side ("crops3"). Measured with
+tests/own_style/measure_painting_fit.py on the 22 paintings of
+../shared/images/styles plus a diptych and a 3:1 panorama, against a dense
+reference (the mean vector of crops every 32 px), the error being the distance
+to the reference over the median distance between two different paintings
+(3.89): crops3 0.021 mean / 0.060 worst; the tutorial's centre crop 0.062 /
+0.208 (it misses half of a diptych); padding to a square 0.137 / 0.301 (the
+padding becomes part of the "style"); squashing to a square 0.178 / 0.595
+(it changes the brush strokes' shape and scale). Cosines hide this (all style
+vectors share a large common part: 0.9999 vs 0.9992 vs 0.9969 vs 0.9939).
+Three crops cost one predictor batch of three (a few ms), nothing next to the
+transfer network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from totoshka.engine.errors import EngineError, ImageError
+from totoshka.engine.models import magenta
+
+ENGINES = ("magenta", "msgnet")
+DEFAULT_ENGINE = "magenta"
+MAGENTA_MODEL = "magenta"
+MSGNET_MODEL = "msgnet"
+
+PAINTING_FIT = "crops3"  # see the module docstring
+FITS = ("center", "crops3", "squash", "pad")
+MIN_PAINTING_SIDE = 32  # below this there is no texture left to learn a style from
+MAX_WEIGHTS = 8
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image (grayscale, palette, alpha, 16-bit, CMYK, animated) as plain RGB."""
+    try:
+        from totoshka.engine.imageio import to_srgb_rgb
+
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        return to_srgb_rgb(image, image.info.get("icc_profile"))
+    except ImportError:  # pragma: no cover - imageio is part of the engine
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGB", rgba.size, (255, 255, 255))
+            white.paste(rgba, mask=rgba.getchannel("A"))
+            return white
+        return image.convert("RGB")
+
+
+def check_painting(image: Image.Image) -> Image.Image:
+    """The painting as RGB, or a one-line ImageError for what cannot be a style."""
+    if not isinstance(image, Image.Image):
+        raise ImageError("the style must be a picture")
+    w, h = image.size
+    if min(w, h) < MIN_PAINTING_SIDE:
+        raise ImageError(
+            f"the style picture is too small ({w}x{h}); send one at least "
+            f"{MIN_PAINTING_SIDE} pixels on each side"
+        )
+    if max(w, h) / min(w, h) > 20:
+        raise ImageError(f"the style picture is a thin strip ({w}x{h}); send a painting")
+    rgb = _rgb(image)
+    extrema = rgb.getextrema()
+    if all(lo == hi for lo, hi in extrema):
+        raise ImageError("the style picture is a single flat colour: there is no style in it")
+    return rgb
+
+
+def _scaled(image: Image.Image, short_side: int) -> Image.Image:
+    w, h = image.size
+    s = short_side / min(w, h)
+    size = (max(short_side, round(w * s)), max(short_side, round(h * s)))
+    if max(w, h) > 4 * max(size):  # huge paintings: cheap integer reduction first
+        image = image.reduce(max(1, min(w, h) // (2 * short_side)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+
+
+def _array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def painting_crops(
+    image: Image.Image, fit: str = PAINTING_FIT, side: int = magenta.PREDICTOR_SIZE
+) -> Tensor:
+    """(N,3,side,side) predictor inputs in [0, 1]; the style vector is their mean."""
+    image = check_painting(image)
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}")
+    if fit == "squash":
+        arrays = [_array(image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=3.0))]
+    elif fit == "pad":
+        w, h = image.size
+        s = side / max(w, h)
+        small = image.resize(
+            (max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR
+        )
+        canvas = np.zeros((side, side, 3), np.float32)
+        a = _array(small)
+        top, left = (side - a.shape[0]) // 2, (side - a.shape[1]) // 2
+        canvas[top : top + a.shape[0], left : left + a.shape[1]] = a
+        # reflect the painting into the margins rather than paint them a flat colour
+        arrays = [_reflect_fill(canvas, top, left, a.shape[0], a.shape[1])]
+    else:
+        a = _array(_scaled(image, side))
+        h, w = a.shape[:2]
+        if fit == "center" or (h == side and w == side):
+            offsets = [((h - side) // 2, (w - side) // 2)]
+        else:
+            extra_h, extra_w = h - side, w - side
+            offsets = [(extra_h * k // 2, extra_w * k // 2) for k in (0, 1, 2)]
+        arrays = [a[t : t + side, x : x + side] for t, x in offsets]
+    batch = np.stack(arrays).transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(batch))
+
+
+def _reflect_fill(canvas: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
+    side = canvas.shape[0]
+    inner = canvas[top : top + h, left : left + w]
+    pads = ((top, side - top - h), (left, side - left - w), (0, 0))
+    return np.pad(inner, pads, mode="symmetric")
+
+
+def predict_vector(predictor: nn.Module, crops: Tensor) -> list[float]:
+    with torch.inference_mode():
+        vectors = predictor(crops)
+    return [float(v) for v in vectors.mean(dim=0)]
+
+
+def photo_image(photo: Tensor) -> Image.Image:
+    """A (1,3,H,W) 0..255 tensor back to a PIL image (for the photo's own vector)."""
+    array = photo[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+
+
+def check_vector(vector: Sequence[float]) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
+    if v.size != magenta.STYLE_DIM or not np.isfinite(v).all():
+        raise EngineError(f"a style vector must have {magenta.STYLE_DIM} finite numbers")
+    return v
+
+
+def mix_vectors(pairs: Iterable[tuple[Sequence[float], float]]) -> list[float]:
+    """Weighted mean of style vectors (weights >= 0, normalised to sum 1)."""
+    pairs = list(pairs)
+    if not pairs:
+        raise EngineError("an own style needs at least one painting")
+    if len(pairs) > MAX_WEIGHTS:
+        raise EngineError(f"at most {MAX_WEIGHTS} paintings can be mixed")
+    weights = np.asarray([float(w) for _, w in pairs])
+    if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise EngineError("painting weights must be non-negative and not all zero")
+    weights = weights / weights.sum()
+    mixed = sum(w * check_vector(v) for (v, _), w in zip(pairs, weights, strict=True))
+    return [float(x) for x in mixed]
+
+
+def with_photo(style: Sequence[float], photo: Sequence[float], strength: float) -> list[float]:
+    """Magenta's strength: ``(1 - s) * b_photo + s * b_style``."""
+    check_strength(strength)
+    s, p = check_vector(style), check_vector(photo)
+    return [float(x) for x in (1.0 - strength) * p + strength * s]
+
+
+def check_strength(strength: float) -> None:
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength)):
+        raise EngineError("style strength must be a number between 0 and 1")
+    if not 0.0 <= float(strength) <= 1.0:
+        raise EngineError("style strength must be between 0 and 1")
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise EngineError(f"unknown own-style engine {engine!r} (use {' or '.join(ENGINES)})")
+    return engine
+
+
+def load_painting(path: Path | str) -> Image.Image:
+    """A painting file as a checked RGB image (the engine's safe decoder)."""
+    from totoshka.engine.imageio import load_image
+
+    return check_painting(load_image(path))
+
+
+# --- wiring into the Stylizer (its `style_vector` and `own_style_network` call these) ---
+
+
+def _folder(stylizer: Any, model_id: str) -> Path:
+    model = stylizer.catalog.model(model_id)
+    return stylizer.store.ensure(model)
+
+
+def predictor_of(stylizer: Any) -> nn.Module:
+    prediction, _ = magenta.model_files(_folder(stylizer, MAGENTA_MODEL))
+    return magenta.load_predictor(str(prediction))
+
+
+def style_vector(stylizer: Any, painting: Image.Image) -> list[float]:
+    """`Stylizer.style_vector`: the painting's Magenta style vector."""
+    crops = painting_crops(painting)
+    return predict_vector(predictor_of(stylizer), crops)
+
+
+def build_network(stylizer: Any, style: Any, photo: Tensor) -> nn.Module:
+    """`Stylizer.own_style_network`: a `forward(x) -> y` module for an OwnStyle."""
+    engine = check_engine(style.engine)
+    check_strength(style.style_strength)
+    if engine == "msgnet":
+        return _msgnet_network(stylizer, style, photo)
+    pairs: list[tuple[Sequence[float], float]] = [(v, w) for v, w in style.vectors]
+    pairs += [(style_vector(stylizer, p), w) for p, w in style.paintings]
+    vector = mix_vectors(pairs)
+    if style.style_strength < 1.0:
+        own = predict_vector(predictor_of(stylizer), painting_crops(photo_image(photo)))
+        vector = with_photo(vector, own, style.style_strength)
+    return magenta.load_bound(_folder(stylizer, MAGENTA_MODEL), vector)
+
+
+def _msgnet_network(stylizer: Any, style: Any, photo: Tensor) -> nn.Module:
+    from totoshka.engine.models import msgnet
+
+    if style.vectors and not style.paintings:
+        raise EngineError(
+            "MSG-Net paints from the painting itself: this own style only has Magenta vectors"
+        )
+    if not style.paintings:
+        raise EngineError("an own style needs at least one painting")
+    folder = _folder(stylizer, MSGNET_MODEL)
+    net = msgnet.load_msgnet(str(folder / msgnet.CHECKPOINT_FILE))
+    weights = [w for _, w in style.paintings]
+    mix_vectors([([0.0] * magenta.STYLE_DIM, w) for w in weights])  # same weight rules
+    paintings = [check_painting(p) for p, _ in style.paintings]
+    target = msgnet.mixed_target(net, paintings, weights)
+    if style.style_strength < 1.0:
+        # MSG-Net's counterpart of Magenta's recipe: mix in the photo's own Gram target
+        own = msgnet.mixed_target(net, [photo_image(photo)], [1.0])
+        target = style.style_strength * target + (1.0 - style.style_strength) * own
+    return msgnet.BoundMSGNet(net, target)
