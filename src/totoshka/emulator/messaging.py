@@ -12,17 +12,20 @@ import time
 from typing import Any
 
 from totoshka.emulator.attachments import Attachments
-from totoshka.emulator.call import Call, existing_message, reply_target, target_chat
+from totoshka.emulator.call import Call, Handler, existing_message, reply_target, target_chat
 from totoshka.emulator.errors import (
     CAPTION_TOO_LONG,
+    IMAGE_PROCESS_FAILED,
     MESSAGE_CANT_BE_EDITED,
     MESSAGE_TO_DELETE_NOT_FOUND,
     MESSAGE_TO_EDIT_NOT_FOUND,
     NO_CAPTION_TO_EDIT,
     NO_TEXT_TO_EDIT,
     NOT_MODIFIED,
+    PHOTO_INVALID_DIMENSIONS,
     TEXT_EMPTY,
     TEXT_TOO_LONG,
+    BotApiError,
     bad_request,
 )
 from totoshka.emulator.markup import parse_reply_markup
@@ -117,7 +120,7 @@ async def send_photo(call: Call) -> dict[str, Any]:
     return _post(call, chat, content, markup, reply_to=reply_to).to_json()
 
 
-def _media_sender(kind: str, *attributes: str) -> Any:
+def _media_sender(kind: str, *attributes: str) -> Handler:
     """Handler for sendDocument / sendVideo / sendVoice / sendAudio / sendSticker."""
 
     async def handler(call: Call) -> dict[str, Any]:
@@ -181,12 +184,10 @@ async def send_media_group(call: Call) -> list[dict[str, Any]]:
     for position, item in enumerate(items, start=1):
         try:
             contents.append(await _input_media(call, item))
-        except Exception as error:
-            description = getattr(error, "description", None)
-            if (description and "IMAGE_PROCESS_FAILED" in description) or (
-                description and "PHOTO_INVALID_DIMENSIONS" in description
-            ):
-                reason = description.removeprefix("Bad Request: ")
+        except BotApiError as error:
+            # Telegram's servers (not the Bot API front) judge image content and name the item.
+            reason = error.description.removeprefix("Bad Request: ")
+            if reason in (IMAGE_PROCESS_FAILED, PHOTO_INVALID_DIMENSIONS):
                 raise bad_request(
                     f'failed to send message #{position} with the error message "{reason}"'
                 ) from error

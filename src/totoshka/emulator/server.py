@@ -34,8 +34,10 @@ class EmulatorServer:
         bot_name: str = "Totoshka Test Bot",
         default_bot_id: int | None = None,
         webhook_retry_delay: float = 0.5,
+        shutdown_timeout: float = 1.0,
     ) -> None:
         self.host = host
+        self.shutdown_timeout = shutdown_timeout
         self.port = port
         self.world = World(limits, bot_name=bot_name, default_bot_id=default_bot_id)
         self._webhook_retry_delay = webhook_retry_delay
@@ -51,7 +53,12 @@ class EmulatorServer:
     # -- in the running loop ----------------------------------------------------
     async def start(self) -> None:
         app = create_app(self.world, webhook_retry_delay=self._webhook_retry_delay)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # A short shutdown: long polls still waiting at stop time are not worth waiting for.
+        # (Handlers are not cancelled when a client disconnects: like Telegram, a send
+        # whose caller timed out still completes.)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
