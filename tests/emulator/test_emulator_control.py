@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import urllib.request
 
 import aiohttp
 import pytest
 from aiogram import Bot
-from emulator_helpers import TOKEN, jpeg
+from emulator_helpers import TOKEN, jpeg, make_bot
 
 from totoshka.emulator import ControlError, EmulatorClient, EmulatorServer, SimUser
 
@@ -100,3 +102,35 @@ def test_server_in_a_thread_serves_synchronous_callers() -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["result"]["first_name"] == "Zed"
+
+
+async def test_standalone_server_in_another_process() -> None:
+    """``python -m totoshka.emulator``: what a bot in another OS process talks to."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "totoshka.emulator",
+        "--port",
+        "0",
+        "--bot-id",
+        "424242",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        url = line.split(" on ", 1)[1].split()[0]
+        async with EmulatorClient(url) as client:  # no bot id: the server's default is used
+            user = await client.create_user()
+            await user.send_text("/start")
+            bot = make_bot(url)
+            try:
+                [update] = await bot.get_updates()
+                assert update.message is not None and update.message.text == "/start"
+                await bot.send_message(user.id, "hello from the bot")
+            finally:
+                await bot.session.close()
+            assert (await user.wait_for_message(new_only=False)).text == "hello from the bot"
+    finally:
+        process.terminate()
+        await process.wait()

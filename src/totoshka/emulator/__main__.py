@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from totoshka.emulator.server import serve
+from totoshka.emulator.server import EmulatorServer, serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,12 +22,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bot-name", default="Totoshka Test Bot")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(
-        f"Bot API emulator on http://{args.host}:{args.port} (control API at /_emulator)",
-        flush=True,
-    )
+
+    def announce(server: EmulatorServer) -> None:
+        print(f"Bot API emulator on {server.url} (control API at /_emulator)", flush=True)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, default_bot_id=args.bot_id, bot_name=args.bot_name))
+        asyncio.run(
+            serve(
+                args.host,
+                args.port,
+                default_bot_id=args.bot_id,
+                bot_name=args.bot_name,
+                on_ready=announce,
+            )
+        )
 
 
 if __name__ == "__main__":

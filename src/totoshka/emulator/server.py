@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Self
 
 from aiohttp import web
@@ -132,15 +132,19 @@ async def serve(
     limits: Limits | None = None,
     default_bot_id: int | None = None,
     bot_name: str = "Totoshka Test Bot",
-    ready: asyncio.Event | None = None,
+    on_ready: Callable[[EmulatorServer], None] | None = None,
 ) -> None:
-    """Serve until cancelled (the ``totoshka emulator`` command and ``python -m`` use this)."""
+    """Serve until cancelled (the ``totoshka emulator`` command and ``python -m`` use this).
+
+    ``on_ready`` is called once listening, e.g. to print :attr:`EmulatorServer.url`
+    (which tells the real port when ``port=0``).
+    """
     server = EmulatorServer(
         host, port, limits=limits, default_bot_id=default_bot_id, bot_name=bot_name
     )
     await server.start()
-    if ready is not None:
-        ready.set()
+    if on_ready is not None:
+        on_ready(server)
     try:
         await asyncio.Event().wait()
     finally:
