@@ -134,3 +134,15 @@ async def test_standalone_server_in_another_process() -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_waiting_sees_each_version_of_a_quickly_edited_message(
+    bot: Bot, user: SimUser
+) -> None:
+    sent = await bot.send_message(user.id, "10%")
+    await bot.edit_message_text("50%", chat_id=user.id, message_id=sent.message_id)
+    await bot.send_message(user.id, "next")
+    seen = [await user.wait_for_message(timeout=5) for _ in range(3)]
+    assert [(m.text, m.edit_count) for m in seen] == [("10%", 0), ("50%", 1), ("next", 0)]
+    with pytest.raises(TimeoutError):
+        await user.wait_for_message(timeout=0.1)

@@ -399,7 +399,10 @@ class SimUser:
         """The first bot message (new, or edited if ``include_edits``) that matches.
 
         With ``new_only`` (default) only events after the previous wait count, so
-        successive waits walk through the conversation in order.
+        successive waits walk through the conversation in order. The message is
+        shown as it was right after that event (``history`` empty; ``edit_count``
+        set), so quick edits are seen one version at a time; use :meth:`messages`
+        for the current state with full history.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -48,7 +48,9 @@ Routes (``{uid}`` is a user id = their private chat id):
 MessageView: ``{message_id, from_bot, deleted, edit_count, history: [Message],
 message: Message}`` where Message is the Bot API object in its current state.
 ChatEvent: ``{seq, type, at, message_id, data, message: MessageView|null}`` with
-type one of message, edit, delete, chat_action, callback_answer, blocked, unblocked.
+type one of message, edit, delete, chat_action, callback_answer, blocked, unblocked;
+its ``message`` is the message as it was right after that event (``history`` left
+empty), so a page can replay the chat and a test sees every version in order.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from aiohttp import BodyPartReader, web
 
 from totoshka.emulator.actions import UserActions, control_error
 from totoshka.emulator.errors import BotApiError
-from totoshka.emulator.state import BotAccount, Chat, ChatEvent, Message, World
+from totoshka.emulator.state import BotAccount, ChatEvent, Message, World
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +103,17 @@ def _ok(result: Any) -> web.Response:
 
 
 def message_view(message: Message) -> dict[str, Any]:
-    return {
-        "message_id": message.message_id,
-        "from_bot": message.from_bot,
-        "deleted": message.deleted,
-        "edit_count": len(message.history),
-        "history": message.history,
-        "message": message.to_json(),
-    }
+    return message.view()
 
 
-def event_view(chat: Chat, event: ChatEvent) -> dict[str, Any]:
-    message = chat.messages.get(event.message_id) if event.message_id is not None else None
+def event_view(event: ChatEvent) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "type": event.type,
         "at": event.at,
         "message_id": event.message_id,
         "data": event.data,
-        "message": message_view(message) if message is not None else None,
+        "message": event.message,
     }
 
 
@@ -374,7 +368,7 @@ class ControlApi:
 
         events = await chat.notifier.wait_for(fresh, timeout)
         last = chat.events[-1].seq if chat.events else 0
-        return _ok({"events": [event_view(chat, e) for e in events], "last_seq": last})
+        return _ok({"events": [event_view(e) for e in events], "last_seq": last})
 
     async def wait(self, request: web.Request) -> web.Response:
         body = await _body(request)

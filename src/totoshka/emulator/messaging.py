@@ -230,7 +230,7 @@ def _apply_edit(
     message.content = new_content
     message.reply_markup = markup
     message.edit_date = int(time.time())
-    chat.record("edit", message.message_id, edit_count=len(message.history))
+    chat.record("edit", message)
     return message.to_json()
 
 
@@ -272,7 +272,7 @@ async def delete_message(call: Call) -> bool:
     chat = target_chat(call)
     message = existing_message(chat, call.params.integer("message_id"), MESSAGE_TO_DELETE_NOT_FOUND)
     message.deleted = True
-    chat.record("delete", message.message_id)
+    chat.record("delete", message)
     return True
 
 
@@ -283,5 +283,5 @@ async def delete_messages(call: Call) -> bool:
     for message in found:
         if message is not None and not message.deleted:
             message.deleted = True
-            chat.record("delete", message.message_id)
+            chat.record("delete", message)
     return True

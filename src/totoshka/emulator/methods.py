@@ -201,7 +201,12 @@ async def answer_callback_query(call: Call) -> bool:
     query.answer = answer
     chat = call.bot.chats.get(query.user_id)
     if chat is not None:
-        chat.record("callback_answer", query.message_id, callback_query_id=query.id, **answer)
+        chat.record(
+            "callback_answer",
+            chat.messages.get(query.message_id),
+            callback_query_id=query.id,
+            **answer,
+        )
     return True
 
 
@@ -226,7 +231,7 @@ async def send_chat_action(call: Call) -> bool:
     chat = target_chat(call)
     if action not in CHAT_ACTIONS:
         raise bad_request("wrong parameter action in request")
-    chat.record("chat_action", None, action=action)
+    chat.record("chat_action", action=action)
     return True
 
 

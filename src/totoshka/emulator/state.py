@@ -238,6 +238,17 @@ class Message:
         """Keep the current state in ``history`` before an edit changes it."""
         self.history.append(self.to_json(with_reply=False))
 
+    def view(self, *, with_history: bool = True) -> dict[str, Any]:
+        """The control API's MessageView: current Bot API object plus emulator facts."""
+        return {
+            "message_id": self.message_id,
+            "from_bot": self.from_bot,
+            "deleted": self.deleted,
+            "edit_count": len(self.history),
+            "history": self.history if with_history else [],
+            "message": self.to_json(),
+        }
+
 
 @dataclass(slots=True)
 class ChatEvent:
@@ -248,6 +259,9 @@ class ChatEvent:
     at: float
     message_id: int | None = None
     data: dict[str, Any] | None = None
+    # The message as it was right after this event (history left out to stay small),
+    # so a watcher sees each version in turn even if edits follow quickly.
+    message: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -270,8 +284,15 @@ class Chat:
     def next_message_id(self) -> int:
         return next(self._ids)
 
-    def record(self, type_: str, message_id: int | None = None, **data: Any) -> ChatEvent:
-        event = ChatEvent(next(self._seq), type_, time.time(), message_id, data or None)
+    def record(self, type_: str, message: Message | None = None, **data: Any) -> ChatEvent:
+        event = ChatEvent(
+            next(self._seq),
+            type_,
+            time.time(),
+            message.message_id if message is not None else None,
+            data or None,
+            message.view(with_history=False) if message is not None else None,
+        )
         self.events.append(event)
         self.notifier.bump()
         return event
@@ -445,7 +466,7 @@ class World:
             reply_to=reply_to,
         )
         chat.messages[message.message_id] = message
-        chat.record("message", message.message_id)
+        chat.record("message", message)
         if not from_bot:
             bot.push_update("message", message.to_json())
         return message
