@@ -207,3 +207,14 @@ def test_styles_add_refuses_broken_models(mirror_env: Path, tmp_path: Path) -> N
     assert not (data / "models" / "user" / "cut").exists()
     assert not (data / "models" / "user" / "partial").exists()
     assert "cut" not in run("styles", "list", "--plain").stdout.split()
+
+
+def test_emulator_busy_port_is_a_one_line_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("emulator", "--port", str(port))
+    assert_one_line_error(result, 1, f"127.0.0.1:{port}")
