@@ -29,7 +29,7 @@ from totoshka.emulator.errors import (
     bad_request,
 )
 from totoshka.emulator.markup import parse_reply_markup
-from totoshka.emulator.params import Params
+from totoshka.emulator.params import json_field
 from totoshka.emulator.state import Chat, Message
 from totoshka.emulator.text import parse_text, utf16_len
 
@@ -58,17 +58,13 @@ def read_text(call: Call) -> dict[str, Any]:
     return content
 
 
-def read_caption(
-    call: Call, source: dict[str, Any] | None = None, *, required: bool = False
-) -> dict[str, Any]:
+def read_caption(call: Call, source: dict[str, Any] | None = None) -> dict[str, Any]:
     """``caption`` (from the call or an InputMedia object) → ``{"caption", ...}``, maybe empty."""
     values = source if source is not None else call.params.values
     raw = values.get("caption")
     if raw is None or raw == "":
         return {}
-    entities = values.get("caption_entities")
-    if isinstance(entities, str):
-        entities = Params({"e": entities}, {}).json_value("e", "caption entities")
+    entities = json_field(values.get("caption_entities"), "caption entities")
     caption, parsed = parse_text(str(raw), values.get("parse_mode"), entities)
     if utf16_len(caption.strip()) > call.world.limits.caption_chars:
         raise bad_request(CAPTION_TOO_LONG)
@@ -80,23 +76,27 @@ def read_caption(
     return content
 
 
-def read_markup(call: Call, *, inline_only: bool = False) -> dict[str, Any] | None:
-    """Inline keyboard for the message; a reply keyboard is remembered on the chat instead."""
+Markup = tuple[dict[str, Any] | None, dict[str, Any] | None]
+
+
+def read_markup(call: Call) -> Markup:
+    """(inline keyboard for the message, reply keyboard / removal / force-reply for the chat)."""
     markup = call.params.json_value("reply_markup", "reply keyboard markup")
-    inline, keyboard = parse_reply_markup(markup, call.world.limits, inline_only=inline_only)
-    if keyboard is not None:
-        call.params.values["_chat_keyboard"] = keyboard
-    return inline
+    return parse_reply_markup(markup, call.world.limits)
 
 
-def _post(
-    call: Call, chat: Chat, content: dict[str, Any], markup: dict[str, Any] | None, **extra: Any
-) -> Message:
-    keyboard = call.params.values.get("_chat_keyboard")
+def read_inline_markup(call: Call) -> dict[str, Any] | None:
+    """Edits take inline keyboards only; leaving it out removes the message's keyboard."""
+    markup = call.params.json_value("reply_markup", "reply keyboard markup")
+    return parse_reply_markup(markup, call.world.limits, inline_only=True)[0]
+
+
+def _post(call: Call, chat: Chat, content: dict[str, Any], markup: Markup, **extra: Any) -> Message:
+    inline, keyboard = markup
     if keyboard is not None:
         chat.reply_keyboard = None if keyboard.get("remove_keyboard") else keyboard
     return call.world.post(
-        call.bot, chat, from_bot=True, content=content, reply_markup=markup, **extra
+        call.bot, chat, from_bot=True, content=content, reply_markup=inline, **extra
     )
 
 
@@ -197,7 +197,9 @@ async def send_media_group(call: Call) -> list[dict[str, Any]]:
     # A single item goes out as a plain message, as the official server does.
     group_id = call.world.next_media_group_id() if len(contents) > 1 else None
     return [
-        _post(call, chat, content, None, media_group_id=group_id, reply_to=reply_to).to_json()
+        _post(
+            call, chat, content, (None, None), media_group_id=group_id, reply_to=reply_to
+        ).to_json()
         for content in contents
     ]
 
@@ -237,7 +239,7 @@ def _apply_edit(
 async def edit_message_text(call: Call) -> dict[str, Any]:
     chat, message = _message_to_edit(call)
     content = read_text(call)
-    markup = read_markup(call, inline_only=True)
+    markup = read_inline_markup(call)
     if "text" not in message.content:
         raise bad_request(NO_TEXT_TO_EDIT)
     return _apply_edit(chat, message, content, markup, drop=("text", "entities"))
@@ -246,7 +248,7 @@ async def edit_message_text(call: Call) -> dict[str, Any]:
 async def edit_message_caption(call: Call) -> dict[str, Any]:
     chat, message = _message_to_edit(call)
     caption = read_caption(call)
-    markup = read_markup(call, inline_only=True)
+    markup = read_inline_markup(call)
     if not any(kind in message.content for kind in _MEDIA_KINDS):
         raise bad_request(NO_CAPTION_TO_EDIT)
     return _apply_edit(chat, message, caption, markup, drop=("caption", "caption_entities"))
@@ -254,13 +256,13 @@ async def edit_message_caption(call: Call) -> dict[str, Any]:
 
 async def edit_message_reply_markup(call: Call) -> dict[str, Any]:
     chat, message = _message_to_edit(call)
-    markup = read_markup(call, inline_only=True)
+    markup = read_inline_markup(call)
     return _apply_edit(chat, message, {}, markup)
 
 
 async def edit_message_media(call: Call) -> dict[str, Any]:
     chat, message = _message_to_edit(call)
-    markup = read_markup(call, inline_only=True)
+    markup = read_inline_markup(call)
     if not any(kind in message.content for kind in _MEDIA_KINDS):
         raise bad_request("there is no media in the message to edit")
     content = await _input_media(call, call.params.json_value("media", "input media"))

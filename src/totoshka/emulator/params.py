@@ -30,6 +30,18 @@ class Upload:
     content_type: str | None
 
 
+def json_field(value: Any, what: str) -> Any:
+    """A value that is JSON text in forms and may be an object already in JSON bodies."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise bad_request(f"can't parse {what} JSON object") from None
+    return value
+
+
 class Params:
     """Typed access to a call's parameters with Telegram's errors for bad values."""
 
@@ -80,15 +92,7 @@ class Params:
 
     def json_value(self, name: str, what: str) -> Any:
         """A JSON-valued parameter; ``what`` names it in the error, as Telegram does."""
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise bad_request(f"can't parse {what} JSON object") from None
-        return value
+        return json_field(self.values.get(name), what)
 
     def file(self, reference: Any) -> Upload | str | None:
         """Resolve a file parameter value: an upload, ``attach://`` part, or a file_id/URL."""
