@@ -163,9 +163,10 @@ def test_styles_add_use_remove(mirror_env: Path, amber: Path, tmp_path: Path) ->
     pth = random_pth(tmp_path / "mine.pth")
     result = run(
         "styles", "add", "my-style", "--model", pth, "--title-en", "Mine",
-        "--title-ru", "Мой", "--credit", "me", "--license", "CC0",
+        "--title-ru", "Мой", "--credit", "me", "--license", "CC0", "--preview", amber,
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "data" / "previews" / "my-style.jpg").is_file()
     listing = run("styles", "list")
     assert "my-style" in listing.stdout and "Мой" in listing.stdout
     out = tmp_path / "mine.jpg"
@@ -177,6 +178,7 @@ def test_styles_add_use_remove(mirror_env: Path, amber: Path, tmp_path: Path) ->
     assert "my-style" not in run("styles", "list", "--plain").stdout.split()
     data = tmp_path / "data"
     assert not (data / "models" / "user" / "my-style").exists()
+    assert not (data / "previews" / "my-style.jpg").exists()
     assert_one_line_error(run("styles", "remove", "wave"), 1, "built-in")
 
 
