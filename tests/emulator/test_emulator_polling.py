@@ -10,6 +10,7 @@ import pytest
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import (
     TelegramConflictError,
+    TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
@@ -230,3 +231,16 @@ async def test_aiogram_webhook_server_and_reply_in_the_response(
     finally:
         await bot.delete_webhook()
         await runner.cleanup()
+
+
+async def test_slow_answer_times_out_the_bot_but_the_send_still_happens(
+    bot: Bot, client: EmulatorClient, user: SimUser
+) -> None:
+    """A delay fault: the bot's request times out, yet Telegram delivers the message anyway."""
+    await client.inject_fault("sendMessage", status=None, delay=1.0)
+    with pytest.raises(TelegramNetworkError):
+        await bot.send_message(user.id, "slow", request_timeout=0.2)
+    delivered = await user.wait_for_message(lambda m: m.text == "slow", timeout=10)
+    assert delivered.from_bot
+    [call] = await client.calls("sendMessage")
+    assert call["ok"] and call["executed"] and call["duration"] >= 1.0

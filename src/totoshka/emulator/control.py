@@ -184,6 +184,8 @@ async def _body(request: web.Request) -> _Body:
                 files.append((part.name, data, part.filename, part.headers.get("Content-Type")))
             else:
                 values[part.name] = data.decode("utf-8", errors="replace")
+    elif request.content_type == "application/x-www-form-urlencoded":
+        values.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
     elif request.can_read_body:
         try:
             body = await request.json()
