@@ -412,9 +412,9 @@ class ControlApi:
 
     async def bot_info(self, request: web.Request) -> web.Response:
         try:
-            bot = self.world.bots[int(request.match_info["bot_id"])]
-        except (KeyError, ValueError):
-            raise control_error("bot not found", 404) from None
+            bot = self.world.bot(int(request.match_info["bot_id"]))  # known even before it calls
+        except ValueError:
+            raise control_error("bot_id must be an integer", 404) from None
         hook = bot.webhook
         return _ok(
             {
