@@ -101,9 +101,11 @@ def _open_header(raw: bytes, max_pixels: int) -> Image.Image:
     """Image.open reads the header only; check format and size before decoding."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own `max_pixels` check below decides; Pillow's hard limit
+            # (DecompressionBombError, 2x MAX_IMAGE_PIXELS) still stands behind it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw), formats=list(FORMATS))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageTooLargeError("the image has too many pixels to process") from None
     except UnidentifiedImageError:
         raise ImageError(
