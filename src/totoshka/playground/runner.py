@@ -205,7 +205,15 @@ class Playground:
     # -- parts --------------------------------------------------------------------
     async def _start_page(self) -> None:
         app = create_page_app(self.emulator.world, self.bot_id)
-        self._page_runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # Open tabs hold long polls (up to 25 s): cancel them when a tab goes away, and
+        # do not let them hold up Ctrl+C.
+        self._page_runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=0.5,
+        )
         await self._page_runner.setup()
         site = web.TCPSite(self._page_runner, self.options.host, self.options.port)
         try:
