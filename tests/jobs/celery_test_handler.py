@@ -38,7 +38,8 @@ async def handler(payload: dict[str, Any], ctx: JobContext) -> None:
         _append(d / "sent.txt", f"{name} {ctx.job_id} {thread}")
         await ctx.checkpoint("sent", True)
     if kind == "hang" and ctx.attempt == 1:
-        (d / "hang.pid").write_text(str(os.getpid()))
+        (d / "hang.pid.tmp").write_text(str(os.getpid()))
+        (d / "hang.pid.tmp").rename(d / "hang.pid")  # atomic for the test reading it
         await asyncio.sleep(3600)
 
 

@@ -34,10 +34,14 @@ async def main(db: str, out: str, ready: str, hang_n: int) -> None:
         if append_once(Path(out), payload, ctx):
             await ctx.checkpoint("sent", True)
         if payload["n"] == hang_n:
-            Path(ready).write_text(ctx.job_id)
+            tmp = Path(ready + ".tmp")
+            tmp.write_text(ctx.job_id)
+            tmp.rename(ready)  # atomic: the parent never reads a half-written id
             await asyncio.sleep(3600)
 
-    pool = WorkerPool(queue, handler, concurrency=2, cpu_workers=1, poll_interval=0.05)
+    # One slot: with two, the other job could be killed between its side effect and
+    # its checkpoint — the window checkpoints cannot close, which is not under test.
+    pool = WorkerPool(queue, handler, concurrency=1, cpu_workers=1, poll_interval=0.05)
     await pool.start()
     await asyncio.sleep(3600)
 
