@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from own_style_helpers import make_stylizer
 
-from totoshka.engine.catalog import load_catalog
 from totoshka.engine.models import magenta
-from totoshka.engine.store import ModelStore
 from totoshka.engine.stylizer import Stylizer
 
 
@@ -41,13 +40,6 @@ def predictor(magenta_dir: Path) -> magenta.StylePredictor:
 @pytest.fixture(scope="session")
 def transfer(magenta_dir: Path) -> magenta.TransferNetwork:
     return magenta.load_transfer(str(magenta_dir / magenta.TRANSFER_FILE))
-
-
-def make_stylizer(root: Path, mirror: Path) -> Stylizer:
-    data = root / "data"
-    catalog = load_catalog(data)
-    store = ModelStore(root / "cache", mirror, data_dir=data, catalog=catalog)
-    return Stylizer(catalog, store)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from totoshka.engine.catalog import load_catalog
+from totoshka.engine.store import ModelStore
+from totoshka.engine.stylizer import Stylizer
+
 
 def tutorial_crop(path: Path, side: int) -> np.ndarray:
     """PROVENANCE.md's recipe: short side to `side` (bilinear), centre crop, [0, 1] NHWC."""
@@ -23,3 +27,11 @@ def tutorial_crop(path: Path, side: int) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
+
+
+def make_stylizer(root: Path, mirror: Path) -> Stylizer:
+    """A Stylizer with its own cache and data dir under `root`, pulling from `mirror`."""
+    data = root / "data"
+    catalog = load_catalog(data)
+    store = ModelStore(root / "cache", mirror, data_dir=data, catalog=catalog)
+    return Stylizer(catalog, store)

@@ -265,3 +265,42 @@ def _msgnet_network(stylizer: Any, style: Any, photo: Tensor) -> nn.Module:
         own = msgnet.mixed_target(net, [photo_image(photo)], [1.0])
         target = style.style_strength * target + (1.0 - style.style_strength) * own
     return msgnet.BoundMSGNet(net, target)
+
+
+# --- painting presets: a painting's vector stored as an operator style ----------------
+
+
+def add_painting_style(
+    style_id: str,
+    painting_path: Path | str,
+    *,
+    stylizer: Any = None,
+    title_en: str | None = None,
+    title_ru: str | None = None,
+    credit: str = "",
+    license: str = "",
+    data_dir: Path | str | None = None,
+) -> Any:
+    """`totoshka styles add NAME --painting FILE`: compute the painting's vector once
+    and register it as an operator style of the `magenta` model (the painting
+    becomes its preview). Returns the registered `catalog.Style`."""
+    from totoshka.engine.catalog import Style
+    from totoshka.engine.operator_styles import add_operator_style
+
+    painting = load_painting(painting_path)
+    if stylizer is None:
+        from totoshka.engine.stylizer import Stylizer
+
+        stylizer = Stylizer()
+    vector = style_vector(stylizer, painting)
+    title_en = title_en or style_id.replace("_", " ").replace("-", " ").title()
+    style = Style(
+        id=style_id,
+        model=MAGENTA_MODEL,
+        title={"en": title_en, "ru": title_ru or title_en},
+        credit=credit or f"painting {Path(painting_path).name}, added by the operator",
+        license=license or "unknown",
+        vector=tuple(vector),
+        preview=str(painting_path),
+    )
+    return add_operator_style(style, data_dir=data_dir)
