@@ -143,6 +143,7 @@ class Playground:
         self._process: asyncio.subprocess.Process | None = None
         self._output_task: asyncio.Task[None] | None = None
         self._bot_tail: deque[str] = deque(maxlen=40)
+        self._stopping = False
         self._owns_state_dir = self.options.state_dir is None
         self.state_dir = self.options.state_dir or Path(
             tempfile.mkdtemp(prefix="totoshka-playground-")
@@ -255,7 +256,8 @@ class Playground:
         while line := await process.stdout.readline():
             text = line.decode("utf-8", errors="replace").rstrip()
             self._bot_tail.append(text)
-            self.echo(f"bot | {text}")
+            if not self._stopping:  # its "received SIGTERM" is our own doing, not news
+                self.echo(f"bot | {text}")
 
     async def _wait_until_polling(self) -> None:
         """The bot is ready once it has called getUpdates (it then receives every message)."""
@@ -280,6 +282,7 @@ class Playground:
 
     async def _stop_bot(self) -> None:
         process, self._process = self._process, None
+        self._stopping = True
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -317,8 +320,8 @@ def prepare_models(progress: Progress | None = None, echo: Echo | None = None) -
         return []
     source = f"mirror {store.mirror}" if store.mirror is not None else "the catalog's URLs"
     say(
-        f"models: fetching {len(missing)} of {len(wanted)} into {store.cache_dir} "
-        f"from {source} (first start only)"
+        f"models: {len(wanted) - len(missing)} of {len(wanted)} in the cache; fetching "
+        f"{len(missing)} into {store.cache_dir} from {source}"
     )
     unavailable = []
     for model in missing:
