@@ -249,10 +249,21 @@ def expected_state_shapes(ngf: int = NGF) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in MSGNet(ngf).state_dict().items()}
 
 
-@functools.lru_cache(maxsize=1)
 def load_msgnet(path: Path | str) -> MSGNet:
-    """Build `Net(ngf=128)` from an upstream state dict; refuse any mismatch whole."""
-    path = Path(path)
+    """Build `Net(ngf=128)` from an upstream state dict; refuse any mismatch whole.
+
+    Cached per file (path, mtime, size): a bot reuses one network for every painting."""
+    try:
+        st = Path(path).stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = (str(path), 0, 0)
+    return _load_msgnet(*key)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_msgnet(name: str, _mtime: int, _size: int) -> MSGNet:
+    path = Path(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
