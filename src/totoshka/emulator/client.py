@@ -419,7 +419,7 @@ class SimUser:
                 message = ChatMessage.from_view(view)
                 if message.deleted or (predicate is not None and not predicate(message)):
                     continue
-                self._seen_seq = after
+                self._seen_seq = max(self._seen_seq, after)
                 return message
             self._seen_seq = max(self._seen_seq, after) if new_only else self._seen_seq
             if remaining <= 0:

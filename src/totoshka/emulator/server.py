@@ -4,7 +4,8 @@ Tests that drive a bot in the same loop use ``async with EmulatorServer() as ser
 tests whose bot runs in another OS process (or synchronous code) use
 ``with EmulatorServer().in_thread() as server`` – the server then has its own loop
 in a daemon thread and is reachable over real HTTP either way. Port 0 picks a
-free port; :attr:`EmulatorServer.url` tells which.
+free port; :attr:`EmulatorServer.url` tells which. ``server.world`` is the live
+state; from another thread prefer the control API (the world is not locked).
 """
 
 from __future__ import annotations
