@@ -3,7 +3,7 @@
 Everything a server knows lives in one :class:`World` (no module-level state), so
 two servers in one process – or two tests – never see each other. The world is
 touched only from the server's event loop; waiting (long polling, "wait for the
-bot's next message") uses :class:`Notifier`, a version counter with a condition.
+bot's next message") uses :class:`Notifier`, which wakes waiters on every change.
 
 Identity rules, as in Telegram:
 
