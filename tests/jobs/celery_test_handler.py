@@ -14,8 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from totoshka.jobs import JobContext, RetryLater
-from totoshka.jobs.celery_mode import JobHandlers
+from totoshka.jobs import JobContext, JobHandlers, RetryLater
 
 
 def _append(path: Path, line: str) -> None:

@@ -46,7 +46,7 @@ import importlib
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -58,8 +58,8 @@ from celery.signals import worker_process_shutdown
 from totoshka.jobs.context import JobContext
 from totoshka.jobs.pool import backoff_delay, default_cpu_workers
 from totoshka.jobs.queue import (
-    FailedCallback,
-    Handler,
+    JobHandlers,
+    JobRecord,
     JobState,
     RetryLater,
     SubmitResult,
@@ -138,16 +138,6 @@ class CeleryConfig:
             max_attempts=getattr(settings, "max_attempts", None) or base.max_attempts,
             handler_factory=getattr(settings, "job_handler", None) or base.handler_factory,
         )
-
-
-@dataclass
-class JobHandlers:
-    """What a handler factory may return instead of a bare handler."""
-
-    handler: Handler
-    on_failed: FailedCallback | None = None
-    #: Awaited when the worker process exits (close the Bot session...).
-    close: Callable[[], Awaitable[None]] | None = None
 
 
 HandlerFactory = Callable[[], Any]
@@ -415,7 +405,7 @@ class CeleryJobQueue:
     def stats(self) -> dict[str, int]:
         return self.store.stats()
 
-    def get(self, job_id: str) -> Any:
+    def get(self, job_id: str) -> JobRecord | None:
         """The `JobRecord` (with checkpoints) or None; finished jobs expire after a week."""
         return self.store.get(job_id)
 

@@ -142,3 +142,17 @@ FailedCallback = Callable[[dict[str, Any], BaseException], Awaitable[None]]
 
 ChangeCallback = Callable[[], Awaitable[None]]
 """Called (coalesced) when places in line may have changed."""
+
+
+@dataclass
+class JobHandlers:
+    """What a worker needs from the bot: the handler plus optional lifecycle hooks.
+
+    A Celery handler factory may return this instead of a bare handler; it lives here
+    (not in `celery_mode`) so the bot can build one without importing Celery.
+    """
+
+    handler: Handler
+    on_failed: FailedCallback | None = None
+    #: Awaited when the worker process exits (close the Bot session...).
+    close: Callable[[], Awaitable[None]] | None = None
