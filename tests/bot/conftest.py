@@ -95,3 +95,20 @@ def new_user(client: EmulatorClient) -> Callable[..., Any]:
         return await client.create_user(language_code=language_code, first_name=first_name)
 
     return make
+
+
+@pytest.fixture
+async def one_worker_bot(
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    model_cache: Path,
+    mirror: Path,
+    stylizer_factory: SharedStylizer,
+) -> AsyncIterator[RunningBot]:
+    """A bot that runs one job at a time, so the next ones visibly wait in line."""
+    settings = make_settings(emulator.url, tmp_path, model_cache, mirror, workers=1)
+    running = await start_bot(settings, stylizer_factory)
+    try:
+        yield running
+    finally:
+        await running.stop()

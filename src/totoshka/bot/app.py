@@ -231,33 +231,42 @@ class BotApp:
         await self.storage.close()
         await self.bot.session.close()
 
-    async def run_webhook(self) -> None:
-        """aiohttp server; Telegram's ``X-Telegram-Bot-Api-Secret-Token`` is checked."""
+    async def start_webhook(self) -> Any:
+        """Serve updates over HTTP and register the webhook; returns the aiohttp runner.
+
+        aiogram's `SimpleRequestHandler` answers 401 to any request without the
+        ``X-Telegram-Bot-Api-Secret-Token`` we gave to setWebhook.
+        """
         from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
         from aiohttp import web
 
         s = self.settings
         if not s.webhook_url:
-            raise SystemExit("TOTOSHKA_WEBHOOK_URL is required in webhook mode")
+            raise ValueError("TOTOSHKA_WEBHOOK_URL is required in webhook mode")
         secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
         app = web.Application()
         SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret).register(
             app, path=s.webhook_path
         )
         setup_application(app, self.dispatcher, bot=self.bot)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, s.webhook_host, s.webhook_port)
+        await site.start()
         url = s.webhook_url.rstrip("/")
         if not url.endswith(s.webhook_path):
             url += s.webhook_path
         await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, s.webhook_host, s.webhook_port)
-        await site.start()
         log.info("webhook listening on %s:%s%s", s.webhook_host, s.webhook_port, s.webhook_path)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        return runner
+
+    async def run_webhook(self) -> None:
+        """Webhook mode until SIGINT/SIGTERM; then a graceful stop."""
         import signal
 
+        runner = await self.start_webhook()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:

@@ -39,7 +39,7 @@ def paintings_keyboard(
     for n, painting in enumerate(paintings, start=1):
         kb.button(
             text=t("btn_painting", n=n),
-            callback_data=StyleCB(photo=photo, style=f"p:{painting.pid}"),
+            callback_data=StyleCB(photo=photo, style=f"@{painting.pid}"),
         )
     kb.adjust(2)
     return kb.as_markup()

@@ -270,8 +270,8 @@ async def on_style(
         await bot.send_message(chat_id, text, reply_markup=keyboard)
         return
     spec: dict[str, Any] = {"photo": photo}
-    if style.startswith("p:"):
-        painting = prefs.painting(style[2:])
+    if style.startswith("@"):
+        painting = prefs.painting(style[1:])
         if painting is None:
             await query.answer(t("photo_expired"), show_alert=True)
             return
