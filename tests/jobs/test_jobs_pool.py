@@ -317,3 +317,49 @@ async def test_graceful_stop_lets_the_running_job_finish(queue: SQLiteJobQueue) 
     job = queue.get(jid)
     assert job is not None and job.state is JobState.DONE
     assert queue.stats()["queued"] == 1  # the second job was not started
+
+
+async def test_live_pool_takes_over_a_job_whose_lease_ran_out(queue: SQLiteJobQueue) -> None:
+    ran: list[int] = []
+
+    async def handler(payload: dict[str, Any], ctx: JobContext) -> None:
+        ran.append(ctx.attempt)
+
+    jid = queue.submit("A", {}).job_id
+    # Claimed by a worker elsewhere that then stops renewing its lease (no pid check
+    # possible across hosts): the running pool's heartbeat takes the job back.
+    assert queue.claim("otherhost:1:gone", lease_s=0.2) is not None
+    pool = make_pool(queue, handler, lease_s=0.3)
+    await pool.start()
+    try:
+        await wait_for(all_final(queue))
+    finally:
+        await pool.stop()
+    job = queue.get(jid)
+    assert job is not None and job.state is JobState.DONE and job.attempt == 2
+    assert ran == [2]
+
+
+async def test_start_fails_a_job_that_killed_its_worker_every_time(
+    queue: SQLiteJobQueue,
+) -> None:
+    failed: list[tuple[dict[str, Any], BaseException]] = []
+
+    async def handler(payload: dict[str, Any], ctx: JobContext) -> None:
+        raise AssertionError("must not run again")
+
+    async def on_failed(payload: dict[str, Any], exc: BaseException) -> None:
+        failed.append((payload, exc))
+
+    jid = queue.submit("A", {"photo": "bomb"}).job_id
+    for _ in range(2):  # two runs that died with their worker
+        assert queue.claim("otherhost:1:gone", lease_s=-1) is not None
+        queue.recover(max_attempts=5)
+    assert queue.claim("otherhost:1:gone", lease_s=-1) is not None
+    pool = make_pool(queue, handler, max_attempts=3, on_failed=on_failed)
+    await pool.start()
+    await pool.stop()
+    job = queue.get(jid)
+    assert job is not None and job.state is JobState.FAILED and job.attempt == 3
+    assert len(failed) == 1 and failed[0][0] == {"photo": "bomb"}
+    assert type(failed[0][1]).__name__ == "WorkerLost"

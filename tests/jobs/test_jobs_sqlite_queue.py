@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,15 @@ def test_two_processes_never_claim_a_job_twice(queue: SQLiteJobQueue, tmp_path: 
         assert p.wait(timeout=120) == 0
     lines = [line for out in outs for line in out.read_text().split()]
     assert sorted(lines) == sorted(ids)
+
+
+def test_purge_forgets_finished_jobs_only(queue: SQLiteJobQueue) -> None:
+    done = queue.submit("A", {}).job_id
+    queued = queue.submit("A", {}).job_id
+    job = queue.claim("w", 60)
+    assert job is not None and job.job_id == done
+    queue.mark(done, "sent", True)
+    queue.complete(done, "w")
+    assert queue.purge(older_than=time.time() + 1) == 1
+    assert queue.get(done) is None and queue.job_state(done) == {}
+    assert queue.get(queued) is not None
