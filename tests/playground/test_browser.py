@@ -171,7 +171,7 @@ async def test_playground_command_stylizes_a_photo(
         await expect(page.locator("#user-name")).to_contain_text("id ")
 
         await send_text(page, "/start")
-        await expect(page.locator(".row.in")).to_have_count(1, timeout=60_000)
+        await expect(page.locator(".row.in").first).to_be_visible(timeout=60_000)
 
         await page.set_input_files("#photo-input", str(content_photo(shared_dir)))
         picker = page.get_by_role("button", name=style_title, exact=True)
