@@ -1,0 +1,67 @@
+"""Telegram misbehaves: 429 with retry_after and 502 on sendPhoto — still exactly once.
+
+The emulator answers the first few sendPhoto calls with errors that did NOT take
+effect (as Telegram's 429 and a gateway's 502 do); the delivery retries the same
+painted picture — waiting ``retry_after`` on 429, backing off on 502 — and records
+the sent message as a checkpoint, so every user ends up with one result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from bot_helpers import WAIT, RunningBot
+
+from totoshka.bot.texts import Texts
+
+pytestmark = [pytest.mark.e2e]
+
+TEXTS = Texts.load()
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_429_and_502_on_send_photo_still_deliver_once(
+    bot: RunningBot, new_user, client, photos, lang: str
+) -> None:
+    await client.inject_fault("sendPhoto", status=429, retry_after=1, count=3)
+    await client.inject_fault("sendPhoto", status=502, count=3)
+    await client.clear_calls()
+    users = [await new_user(lang, f"U{i}") for i in range(3)]
+    pickers = []
+    for user, name in zip(users, ["amber", "flowers", "venice-boat"], strict=True):
+        await user.send_photo(photos[name])
+        pickers.append(
+            await user.wait_for_message(
+                lambda m: m.text == TEXTS.get(lang, "pick_style"), timeout=WAIT
+            )
+        )
+    title = TEXTS.get(lang, "pick_style") and (
+        "The Great Wave off Kanagawa" if lang == "en" else "Большая волна в Канагаве"
+    )
+    await asyncio.gather(*(u.press(p, title) for u, p in zip(users, pickers, strict=True)))
+    for user in users:
+        await user.wait_for_message(
+            lambda m: m.text == TEXTS.get(lang, "status_done", style=title), timeout=WAIT
+        )
+    await asyncio.sleep(1.0)
+    for user in users:
+        results = [m for m in await user.messages() if m.photo]
+        assert len(results) == 1, f"{user}: {len(results)} results"
+    calls = await client.calls("sendPhoto")
+    assert sum(1 for c in calls if c["executed"]) == 3
+    assert sum(1 for c in calls if not c["executed"]) == 6  # every fault was met and retried
+
+
+async def test_status_edits_under_flood_do_not_break_delivery(
+    bot: RunningBot, new_user, client, photos
+) -> None:
+    """429 on editMessageText (status line) must not cost the user the picture."""
+    await client.inject_fault("editMessageText", status=429, retry_after=1, count=4)
+    user = await new_user("en")
+    await user.send_photo(photos["amber"])
+    picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+    await user.press(picker, "Udnie")
+    await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
+    await asyncio.sleep(1.0)
+    assert len([m for m in await user.messages() if m.photo]) == 1
