@@ -150,7 +150,7 @@ def redis_queue(redis_alive: None) -> Iterator[tuple[CeleryConfig, CeleryJobQueu
 def test_bot_side_contract_without_workers(
     redis_queue: tuple[CeleryConfig, CeleryJobQueue],
 ) -> None:
-    _cfg, q = redis_queue
+    cfg, q = redis_queue
     assert isinstance(q, JobQueue)
     a = [q.submit("A", {"i": i}, max_pending=3).job_id for i in range(3)]
     with pytest.raises(TooManyPending) as err:
@@ -173,6 +173,12 @@ def test_bot_side_contract_without_workers(
     assert record is not None and record.state is JobState.CANCELLED
     q.mark(b.job_id, "status_message_id", 7)
     assert q.job_state(b.job_id) == {"status_message_id": 7}
+
+    broker = redis.Redis.from_url(cfg.broker_url)
+    assert broker.llen(cfg.queue) == 4  # one token per accepted job (3 now cancelled)
+    broker.delete(cfg.queue)  # the broker loses its messages...
+    assert q.kick() == 1  # ...one token per job still in line brings them back
+    assert broker.llen(cfg.queue) == 1
 
 
 def run_end_to_end(cfg: CeleryConfig, tmp_path: Path, *, via_run_worker: bool = False) -> None:

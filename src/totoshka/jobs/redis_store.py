@@ -229,10 +229,19 @@ class RedisJobStore:
         lengths = [int(n) for n in pipe.execute()]
         return round_robin_position(lengths, ring.index(user), int(index))
 
+    def waiting(self) -> int:
+        """Jobs waiting in the users' lines (not claimed by any token yet)."""
+        users = self.r.lrange(self._k("ring"), 0, -1)
+        pipe = self.r.pipeline(transaction=False)
+        for u in users:
+            pipe.llen(self._k("uq", u))
+        return sum(int(n) for n in pipe.execute())
+
     def pending_count(self, user_key: str) -> int:
         return int(self.r.scard(self._k("pending", user_key)))
 
     def stats(self) -> dict[str, int]:
+        """Jobs per state; counts of finished states are cumulative (records expire)."""
         raw = self.r.hgetall(self._k("stats"))
         return {s.value: max(0, int(raw.get(s.value, 0))) for s in JobState}
 
