@@ -31,6 +31,24 @@ STRENGTH_HELP = "Own style strength: 1 = the painting's style, lower mixes in th
 ENGINE_HELP = "Own-style engine: magenta (default) or msgnet (needs 'models pull msgnet')."
 
 
+def own_style_cli(
+    style: str | None,
+    style_images: list[Path] | None,
+    mix: float | None,
+    style_strength: float | None,
+    engine: str,
+    catalog: Catalog,
+    store: ModelStore,
+) -> tuple[Any, str]:
+    """`stylize` without a built-in --style: check the option mix, then `own_style_for`."""
+    if style is not None:
+        raise UsageError("use either --style or --style-image, not both")
+    if not style_images:
+        raise UsageError("give --style NAME or --style-image PAINTING")
+    strength = 1.0 if style_strength is None else style_strength
+    return own_style_for(style_images, mix, strength, engine, catalog, store)
+
+
 def own_style_for(
     style_images: list[Path],
     mix: float | None,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from totoshka.cli import own_style
 from totoshka.cli.common import (
     UsageError,
     download_progress,
@@ -35,8 +36,8 @@ def output_path(source: Path, style_id: str, fmt: str, out_dir: Path | None) -> 
 def stylize(
     inputs: Annotated[list[Path], typer.Argument(help="Photos to repaint.", show_default=False)],
     style: Annotated[
-        str, typer.Option("--style", "-s", help="Style id (see 'totoshka styles list').")
-    ],
+        str | None, typer.Option("--style", "-s", help="Style id (see 'totoshka styles list').")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output file (one input only).")
     ] = None,
@@ -61,6 +62,15 @@ def stylize(
         str | None,
         typer.Option(help="Model mirror (folder or URL) if the style must be downloaded."),
     ] = None,
+    # your own style (totoshka.cli.own_style): any painting instead of --style
+    style_image: Annotated[
+        list[Path] | None, typer.Option("--style-image", help=own_style.STYLE_IMAGE_HELP)
+    ] = None,
+    mix: Annotated[float | None, typer.Option(help=own_style.MIX_HELP)] = None,
+    style_strength: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help=own_style.STRENGTH_HELP)
+    ] = None,
+    own_style_engine: Annotated[str, typer.Option(help=own_style.ENGINE_HELP)] = "magenta",
 ) -> None:
     """Repaint photos in a style. Output: <stem>.<style>.jpg beside each photo."""
     if output is not None and len(inputs) > 1:
@@ -77,11 +87,19 @@ def stylize(
 
     catalog = load_catalog()
     store = make_store(mirror, catalog)
-    chosen = catalog.style(style)
-    model = catalog.model(chosen.model)
-    if not store.is_present(model):
-        with download_progress(err_console.is_terminal) as progress:
-            store.ensure(model, progress=progress)
+    if style_image or style is None:
+        picked, label = own_style.own_style_cli(
+            style, style_image, mix, style_strength, own_style_engine, catalog, store
+        )
+    else:
+        if mix is not None or style_strength is not None:
+            raise UsageError("--mix and --style-strength go with --style-image")
+        chosen = catalog.style(style)
+        model = catalog.model(chosen.model)
+        if not store.is_present(model):
+            with download_progress(err_console.is_terminal) as progress:
+                store.ensure(model, progress=progress)
+        picked, label = chosen.id, chosen.id
 
     from totoshka.engine.stylizer import Stylizer  # torch import: only when needed
 
@@ -98,12 +116,12 @@ def stylize(
         for path in inputs:
             if bar is not None and task is not None:
                 bar.update(task, description=path.name)
-            target = output or output_path(path, chosen.id, fmt_name, out_dir)
+            target = output or output_path(path, label, fmt_name, out_dir)
             try:
                 photo = load_image(path)
                 painting = stylizer.stylize(
                     photo,
-                    chosen.id,
+                    picked,
                     max_side=max_side,
                     strength=strength,
                     preserve_colors=preserve_colors,
