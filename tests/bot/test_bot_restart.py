@@ -72,11 +72,16 @@ async def test_sigkill_with_queued_jobs_then_restart(
             await user.press(picker, STYLE if lang == "en" else "Удни")
         for i, user in enumerate(users):  # every job accepted (has its place in line)
             lang = "en" if i % 2 else "ru"
+            title = STYLE if lang == "en" else "Удни"
             queued_or_later = {TEXTS.get(lang, "status_queued", position=p) for p in range(1, 5)}
+            queued_or_later.add(TEXTS.get(lang, "status_working", style=title))
+            queued_or_later.add(TEXTS.get(lang, "status_done", style=title))
             await user.wait_for_message(
                 lambda m, q=queued_or_later: m.text in q or m.photo, timeout=WAIT
             )
-        delivered_before = sum(1 for user in users for m in await user.messages() if m.photo)
+        delivered_before = 0
+        for user in users:
+            delivered_before += sum(1 for m in await user.messages() if m.photo)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         assert delivered_before < len(users), "everything was delivered before the kill"
