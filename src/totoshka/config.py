@@ -34,6 +34,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        hide_input_in_errors=True,  # a mistyped token must not be echoed into logs
     )
 
     bot_token: SecretStr = Field(description="The bot's token from @BotFather.")

@@ -1,0 +1,141 @@
+"""Small pieces of the bot that need no emulator: texts, limits, config, log redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+from aiogram.methods import SendPhoto
+
+from totoshka.bot.callbacks import ResultCB, StyleCB
+from totoshka.bot.delivery import JobPayload, photo_fits, reason_key, telegram_call
+from totoshka.bot.logs import install_redaction
+from totoshka.bot.prefs import Prefs, next_size, next_strength
+from totoshka.bot.texts import Texts, language_from_code, placeholders
+from totoshka.config import Settings
+from totoshka.engine.errors import ImageError, ImageTooLargeError
+from totoshka.jobs.queue import RetryLater
+
+
+def test_every_language_has_the_same_keys_and_placeholders() -> None:
+    texts = Texts.load()
+    en = texts.catalogs["en"]
+    for lang, catalog in texts.catalogs.items():
+        assert set(catalog) == set(en), lang
+        for key, template in catalog.items():
+            assert placeholders(template) == placeholders(en[key]), (lang, key)
+            assert len(template) < 4096
+
+
+def test_language_from_telegram_code() -> None:
+    assert language_from_code("ru") == "ru"
+    assert language_from_code("ru-RU") == "ru"
+    assert language_from_code("en-GB") == "en"
+    assert language_from_code(None) == "en"
+    assert language_from_code("de") == "en"
+
+
+def test_callback_data_fits_telegram_limit() -> None:
+    longest_style = "x" * 32  # catalog ids are at most 32 characters
+    assert len(StyleCB(photo="deadbeef", style=longest_style).pack().encode()) <= 64
+    assert len(ResultCB(action="again", ref="deadbeef").pack().encode()) <= 64
+
+
+def test_photo_limits() -> None:
+    assert photo_fits((1280, 960), 500_000)
+    assert not photo_fits((1280, 960), 11 * 1024 * 1024)  # over 10 MB
+    assert not photo_fits((6000, 4001), 1000)  # width + height over 10000
+    assert not photo_fits((2100, 100), 1000)  # ratio 21 > 20
+    assert photo_fits((2000, 100), 1000)  # ratio exactly 20
+
+
+def test_errors_are_explained_by_code() -> None:
+    assert reason_key(ImageError("x")) == "err_bad_image"
+    assert reason_key(ImageTooLargeError("x")) == "err_image_too_large"
+    assert reason_key(RuntimeError("boom")) == "err_generic"
+
+
+def test_payload_round_trips_as_json() -> None:
+    import json
+
+    job = JobPayload(chat_id=1, user_id=1, lang="ru", photo="AgAD", status_message_id=5)
+    again = JobPayload.from_dict(json.loads(json.dumps(job.to_dict())))
+    assert again == job
+
+
+def test_prefs_cycle_and_recent_paintings() -> None:
+    assert next_size(1024, 1280) == 1280 and next_size(2048, 1280) == 0
+    assert next_size(0, 1280) == 1024
+    assert next_strength(100) == 25 and next_strength(50) == 75
+    prefs = Prefs()
+    for i in range(6):
+        prefs.add_painting(f"file{i}")
+    assert [p.file_id for p in prefs.paintings] == ["file5", "file4", "file3", "file2"]
+    prefs.add_painting("file3")
+    assert prefs.paintings[0].file_id == "file3" and len(prefs.paintings) == 4
+    assert Prefs.from_dict(prefs.to_dict()) == prefs
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TOTOSHKA_BOT_TOKEN=1:from-dotenv\nTOTOSHKA_MAX_PENDING=7\n")
+    monkeypatch.setenv("TOTOSHKA_API_URL", "http://127.0.0.1:8081/")
+    settings = Settings()
+    assert settings.token() == "1:from-dotenv"
+    assert settings.api_url == "http://127.0.0.1:8081"
+    assert settings.max_pending == 7
+    assert settings.jobs_backend == "embedded"
+    assert "from-dotenv" not in repr(settings)
+    monkeypatch.setenv("TOTOSHKA_BOT_TOKEN", "not-a-token")
+    with pytest.raises(ValueError) as info:
+        Settings()
+    assert "not-a-token" not in str(info.value)
+
+
+def test_token_is_redacted_from_every_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456:AAH-very-secret-part"
+    old = logging.getLogRecordFactory()
+    try:
+        install_redaction(token)
+        log = logging.getLogger("aiogram.test")
+        with caplog.at_level(logging.INFO):
+            log.info("GET https://api.telegram.org/bot%s/getMe", token)
+            try:
+                raise ConnectionError(f"cannot reach /bot{token}/getUpdates")
+            except ConnectionError:
+                log.exception("polling failed")
+        text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
+        assert "very-secret-part" not in text
+        assert "<token>" in text
+    finally:
+        logging.setLogRecordFactory(old)
+
+
+async def test_telegram_call_waits_retry_after_then_succeeds() -> None:
+    calls = []
+    method = SendPhoto(chat_id=1, photo="x")
+
+    async def flaky() -> str:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            raise TelegramRetryAfter(method=method, message="Too Many Requests", retry_after=1)
+        if len(calls) == 2:
+            raise TelegramServerError(method=method, message="Bad Gateway")
+        return "sent"
+
+    assert await telegram_call(flaky, retries=5, what="test", base_delay=0.01) == "sent"
+    assert calls[1] - calls[0] >= 0.95  # retry_after honoured
+
+
+async def test_long_flood_wait_gives_the_slot_back() -> None:
+    method = SendPhoto(chat_id=1, photo="x")
+
+    async def flooded() -> None:
+        raise TelegramRetryAfter(method=method, message="Too Many Requests", retry_after=120)
+
+    with pytest.raises(RetryLater) as info:
+        await telegram_call(flooded, retries=5, what="test")
+    assert info.value.delay == 120
