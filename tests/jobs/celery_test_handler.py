@@ -1,7 +1,7 @@
 """The handler factory the Celery end-to-end tests give their workers by dotted path.
 
 Payload: ``{"dir": <tmp dir>, "name": "A0", "kind": "ok" | "defer" | "flaky" |
-"poison" | "hang"}``. Every run appends to ``runs.txt``; the side effect (a line
+"poison" | "hang" | "suicide"}``. Every run appends to ``runs.txt``; the side effect (a line
 in ``sent.txt``) happens once per job, guarded by a checkpoint; ``failed.txt``
 records ``on_failed`` calls.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ async def handler(payload: dict[str, Any], ctx: JobContext) -> None:
         raise RetryLater(0.2, "flood wait")
     if kind == "flaky" and ctx.attempt < 3:
         raise ConnectionError("flaky network")
+    if kind == "suicide":  # kills its worker process on every attempt
+        os.kill(os.getpid(), signal.SIGKILL)
     if kind == "poison":
         raise ValueError("poison payload")
     thread = await ctx.run_blocking(lambda: threading.current_thread().name)

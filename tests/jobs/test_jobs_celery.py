@@ -294,3 +294,41 @@ def test_soft_time_limit_counts_as_a_failed_attempt(redis_alive: None, tmp_path:
         assert len(sent) == 1  # the retry found the checkpoint
     finally:
         cleanup(cfg, q)
+
+
+def test_job_that_kills_its_worker_every_time_stops_looping(
+    redis_alive: None, tmp_path: Path
+) -> None:
+    cfg = make_config(REDIS_URL)  # max_attempts=3
+    q = CeleryJobQueue(cfg)
+    try:
+        d = str(tmp_path)
+        bomb = q.submit("A", {"dir": d, "name": "X", "kind": "suicide"}).job_id
+        worker = Worker(cfg, tmp_path / "worker.log")
+        try:
+
+            def failed() -> bool:
+                worker.check_alive()
+                return q.stats()["failed"] == 1
+
+            wait_until(failed, "the poison job to be marked failed")
+            ok = q.submit("B", {"dir": d, "name": "B0", "kind": "ok"}).job_id
+
+            def done() -> bool:
+                worker.check_alive()
+                return q.stats()["done"] == 1
+
+            wait_until(done, "the worker to go on with other jobs")
+        finally:
+            worker.stop()
+        runs = (tmp_path / "runs.txt").read_text().splitlines()
+        assert [r for r in runs if r.startswith("X ")] == ["X 1", "X 2", "X 3"]
+        job = q.get(bomb)
+        assert job is not None and job.state is JobState.FAILED and job.attempt == 4
+        assert job.last_error is not None and job.last_error.startswith("WorkerLost")
+        assert (tmp_path / "failed.txt").read_text().splitlines() == ["X WorkerLost"]
+        assert q.pending_count("A") == 0
+        okj = q.get(ok)
+        assert okj is not None and okj.state is JobState.DONE
+    finally:
+        cleanup(cfg, q)

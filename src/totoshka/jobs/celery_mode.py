@@ -309,7 +309,9 @@ def run_job(self: Task) -> str:
         store.release_token(token)
         return f"skipped {job_id}: {state}"
     job = store.get(job_id)
-    assert job is not None
+    if job is None:  # the record expired under a very late redelivery
+        store.release_token(token)
+        return f"skipped {job_id}: missing"
     failures_before = attempt - 1 - deferrals
     if failures_before >= _config.max_attempts:
         # Earlier runs died without recording an outcome (worker lost): poison job.
