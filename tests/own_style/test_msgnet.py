@@ -154,3 +154,17 @@ def test_wrong_checkpoints_are_refused(tmp_path, defect) -> None:
     with pytest.raises(ModelFormatError) as info:
         msgnet.load_msgnet(path)
     assert "\n" not in str(info.value)
+
+
+def test_the_operators_engine_setting(checkpoint, styles_dir, tmp_path, monkeypatch) -> None:
+    stylizer = make_stylizer(tmp_path, checkpoint.parent.parent)
+    photo = Image.new("RGB", (40, 28), (10, 120, 200))
+    painting = Image.open(styles_dir / "wave.jpg")
+    explicit = stylizer.stylize(photo, OwnStyle(paintings=((painting, 1.0),), engine="msgnet"))
+    monkeypatch.setenv("TOTOSHKA_OWN_STYLE_ENGINE", "msgnet")
+    by_setting = stylizer.stylize(photo, OwnStyle(paintings=((painting, 1.0),)))
+    assert np.array_equal(np.asarray(explicit), np.asarray(by_setting))
+    # vectors are Magenta's own: the setting does not apply to them (needs the magenta
+    # model, absent from this mirror, so the store says so)
+    with pytest.raises(EngineError, match="magenta"):
+        stylizer.stylize(photo, OwnStyle(vectors=(((0.0,) * 100, 1.0),)))

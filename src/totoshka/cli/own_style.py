@@ -28,7 +28,10 @@ from totoshka.engine.store import ModelStore
 STYLE_IMAGE_HELP = "A painting to use as the style (twice to mix two paintings)."
 MIX_HELP = "With two --style-image: the second painting's share, 0..1."
 STRENGTH_HELP = "Own style strength: 1 = the painting's style, lower mixes in the photo's own."
-ENGINE_HELP = "Own-style engine: magenta (default) or msgnet (needs 'models pull msgnet')."
+ENGINE_HELP = (
+    "Own-style engine: magenta or msgnet (needs 'models pull msgnet') "
+    "[default: $TOTOSHKA_OWN_STYLE_ENGINE, else magenta]."
+)
 
 
 def own_style_cli(
@@ -36,7 +39,7 @@ def own_style_cli(
     style_images: list[Path] | None,
     mix: float | None,
     style_strength: float | None,
-    engine: str,
+    engine: str | None,
     catalog: Catalog,
     store: ModelStore,
 ) -> tuple[Any, str]:
@@ -53,15 +56,19 @@ def own_style_for(
     style_images: list[Path],
     mix: float | None,
     style_strength: float,
-    engine: str,
+    engine: str | None,
     catalog: Catalog,
     store: ModelStore,
 ) -> tuple[Any, str]:
     """(OwnStyle, label for output names) from the CLI options; models pulled first."""
+    import os
+
     from totoshka.engine import own_style
     from totoshka.engine.stylizer import OwnStyle
 
-    own_style.check_engine(engine)
+    engine = own_style.check_engine(
+        engine or os.environ.get(own_style.ENGINE_ENV) or own_style.DEFAULT_ENGINE
+    )
     own_style.check_strength(style_strength)
     if len(style_images) > 2:
         raise UsageError("give at most two --style-image paintings")

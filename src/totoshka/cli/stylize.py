@@ -70,7 +70,7 @@ def stylize(
     style_strength: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help=own_style.STRENGTH_HELP)
     ] = None,
-    own_style_engine: Annotated[str, typer.Option(help=own_style.ENGINE_HELP)] = "magenta",
+    own_style_engine: Annotated[str | None, typer.Option(help=own_style.ENGINE_HELP)] = None,
 ) -> None:
     """Repaint photos in a style. Output: <stem>.<style>.jpg beside each photo."""
     if output is not None and len(inputs) > 1:

@@ -1,6 +1,8 @@
 """Your own style: any painting becomes the style, at the photo's full resolution.
 
-Two engines, chosen by `OwnStyle.engine`:
+Two engines, chosen by `OwnStyle.engine` (None: the operator's setting
+`TOTOSHKA_OWN_STYLE_ENGINE` for styles given as paintings, default magenta;
+styles given only as vectors are Magenta's):
 
 - **magenta** (default): Ghiasi et al.'s style prediction network turns the
   painting into a 100-number style vector once (`style_vector`); the transfer
@@ -37,6 +39,7 @@ transfer network.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from totoshka.engine.models import magenta
 
 ENGINES = ("magenta", "msgnet")
 DEFAULT_ENGINE = "magenta"
+ENGINE_ENV = "TOTOSHKA_OWN_STYLE_ENGINE"  # the operator's choice for paintings
 MAGENTA_MODEL = "magenta"
 MSGNET_MODEL = "msgnet"
 
@@ -230,9 +234,18 @@ def style_vector(stylizer: Any, painting: Image.Image) -> list[float]:
     return predict_vector(predictor_of(stylizer), crops)
 
 
+def engine_of(style: Any) -> str:
+    """The engine an OwnStyle runs on (see `OwnStyle.engine`)."""
+    if style.engine is not None:
+        return check_engine(style.engine)
+    if not style.paintings:
+        return "magenta"  # vectors are Magenta's own
+    return check_engine(os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE)
+
+
 def build_network(stylizer: Any, style: Any, photo: Tensor) -> nn.Module:
     """`Stylizer.own_style_network`: a `forward(x) -> y` module for an OwnStyle."""
-    engine = check_engine(style.engine)
+    engine = engine_of(style)
     check_strength(style.style_strength)
     if engine == "msgnet":
         return _msgnet_network(stylizer, style, photo)

@@ -37,14 +37,16 @@ class OwnStyle:
     `paintings` pairs painting images with weights instead: MSG-Net needs them
     (its target is the painting's Gram matrix, not a vector); with Magenta their
     vectors are computed and mixed with `vectors`.
-    `engine`: "magenta" (default) or "msgnet" (operators who pulled 21styles.model).
+    `engine`: "magenta" or "msgnet" (operators who pulled 21styles.model); None:
+    the operator's setting `TOTOSHKA_OWN_STYLE_ENGINE` (default magenta) when
+    paintings are given, Magenta when there are only vectors (they are Magenta's).
     See `totoshka.engine.own_style`.
     """
 
     vectors: tuple[tuple[tuple[float, ...], float], ...] = ()
     style_strength: float = 1.0
     paintings: tuple[tuple[Image.Image, float], ...] = ()
-    engine: str = "magenta"
+    engine: str | None = None
 
 
 def to_tensor(image: Image.Image) -> Tensor:
