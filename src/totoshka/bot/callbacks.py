@@ -11,7 +11,7 @@ from aiogram.filters.callback_data import CallbackData
 
 
 class StyleCB(CallbackData, prefix="st"):
-    """Pick a style for a photo: a catalog id, ``own`` (ask for a painting) or ``@<painting id>``."""
+    """Pick a style for a photo: a catalog id, ``own`` (ask for a painting) or ``@<painting>``."""
 
     photo: str
     style: str

@@ -22,6 +22,7 @@ import asyncio
 import io
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -240,7 +241,10 @@ class Delivery:
     async def produce_and_send(self, job: JobPayload, t: Translator, title: str, ctx: Any) -> None:
         await self.chat_action(job)
         stylizer = await self.stylizer(ctx)
+        clock = time.perf_counter
+        t0 = clock()
         photo = await self.fetch_image(job.photo, ctx)
+        t1 = clock()
         if job.style is not None:
             style: Any = job.style
         else:
@@ -255,14 +259,26 @@ class Delivery:
                 preserve_colors=job.preserve_colors,
             )
         )
+        t2 = clock()
         quality = 95 if job.as_document else 92
         data: bytes = await ctx.run_blocking(encode_jpeg, result, quality)
+        t3 = clock()
         caption = t("result_caption", style=title, strength=job.strength)
         markup = result_keyboard(t, job.ref, job.strength) if job.ref else None
         as_document = job.as_document or not photo_fits(result.size, len(data))
         name = f"totoshka-{job.style or 'own'}-{result.width}x{result.height}.jpg"
         message = await self.send_result(job, data, name, caption, markup, as_document)
         await ctx.checkpoint("result", message.message_id)
+        log.info(
+            "job %s: fetch+decode %.2fs, paint %.2fs, encode %.2fs, send %.2fs (%dx%d)",
+            ctx.job_id,
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            clock() - t3,
+            result.width,
+            result.height,
+        )
 
     async def send_result(
         self,
