@@ -119,6 +119,14 @@ async def test_page_with_scripted_bot(browser: Browser, tmp_path: Path, shared_d
         await expect(second.locator("#toast")).to_contain_text("русский")
         response = await second.request.get(f"{playground.url}_emulator/users/{user_id['id']}")
         assert (await response.json())["result"]["language_code"] == "ru"
+        await expect(second.locator("#text")).to_have_attribute(
+            "placeholder", "Сообщение  (например, /start)"
+        )
+
+        # Several photos at once go as one album, shown as one grid.
+        photos = [content_photo(shared_dir), shared_dir / "images" / "content" / "flowers.jpg"]
+        await second.set_input_files("#photo-input", [str(p) for p in photos])
+        await expect(second.locator(".album.out .row img.photo")).to_have_count(2)
 
         assert errors == [], errors
         await context.close()

@@ -84,6 +84,45 @@ function readAsDataUrl(file) {
   });
 }
 
+// ---------------------------------------------------------------- page texts
+/* The page's own few words follow the language picker, like a Telegram app's UI;
+ * the bot's words come from the bot (it reads the user's language_code). */
+const UI = {
+  en: {
+    new_user: "New user", new_user_title: "Start over as a new Telegram user",
+    attach_photo: "🖼️ Photo (compressed)", attach_file: "📄 File (original quality)",
+    placeholder: "Message  (try /start)", drop_photo: "Drop here to send as a photo",
+    drop_file: "Drop here to send as a file (original quality)",
+    bot: "bot", waiting: "waiting for the server…", blocked: "you blocked the bot",
+    empty_title: "Try the bot here.",
+    empty_hint: "Send /start, then a photo (📎 or drag & drop), and pick a style.",
+    language_set: "Telegram language: English. Send /start",
+  },
+  ru: {
+    new_user: "Новый пользователь", new_user_title: "Начать заново другим пользователем Telegram",
+    attach_photo: "🖼️ Фото (сжатое)", attach_file: "📄 Файл (исходное качество)",
+    placeholder: "Сообщение  (например, /start)", drop_photo: "Бросьте сюда, чтобы отправить фото",
+    drop_file: "Бросьте сюда, чтобы отправить файлом (исходное качество)",
+    bot: "бот", waiting: "ждём сервер…", blocked: "вы заблокировали бота",
+    empty_title: "Попробуйте бота здесь.",
+    empty_hint: "Отправьте /start, потом фото (📎 или перетащите) и выберите стиль.",
+    language_set: "Язык Telegram: русский. Отправьте /start",
+  },
+};
+const tr = (key) => (UI[$("lang").value] || UI.en)[key] || UI.en[key] || key;
+
+function applyUiLanguage() {
+  document.documentElement.lang = $("lang").value;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = tr(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-title]")) node.title = tr(node.dataset.i18nTitle);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = tr(node.dataset.i18nPlaceholder);
+  }
+  const empty = $("messages").querySelector(".empty");
+  if (empty) { empty.remove(); showEmpty(); }
+  if (["bot", "бот"].includes($("bot-status").textContent)) setStatus(tr("bot"));
+}
+
 // ---------------------------------------------------------------- helpers
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs, ...children) => {
@@ -281,8 +320,22 @@ function upsertMessage(message) {
     // Keep message_id order even if events arrive out of order.
     const later = [...state.rows.entries()].filter(([id]) => id > message.message_id)
       .sort((a, b) => a[0] - b[0]);
-    if (later.length) $("messages").insertBefore(row, later[0][1]);
-    else $("messages").append(row);
+    const before = later.length ? topLevel(later[0][1]) : null;
+    let node = row;
+    if (message.media_group_id) {
+      // An album (media group) is one block with a grid of its items, as in Telegram.
+      let album = $("messages").querySelector(`.album[data-group="${CSS.escape(message.media_group_id)}"]`);
+      if (album) {
+        album.append(row);
+        node = null;
+      } else {
+        album = el("div", { class: `album ${row.classList.contains("out") ? "out" : "in"}`,
+          "data-group": message.media_group_id, role: "group", "aria-label": "Album" });
+        album.append(row);
+        node = album;
+      }
+    }
+    if (node) $("messages").insertBefore(node, before);
   }
   state.rows.set(message.message_id, row);
   if (!old || nearBottom) {
@@ -291,9 +344,17 @@ function upsertMessage(message) {
   }
 }
 
+function topLevel(row) {
+  return row.parentElement && row.parentElement.classList.contains("album") ? row.parentElement : row;
+}
+
 function removeMessage(messageId) {
   const row = state.rows.get(messageId);
-  if (row) row.remove();
+  if (row) {
+    const album = row.parentElement && row.parentElement.classList.contains("album") ? row.parentElement : null;
+    row.remove();
+    if (album && !album.children.length) album.remove();
+  }
   state.rows.delete(messageId);
 }
 
@@ -338,7 +399,7 @@ function showAction(action) {
   setStatus(ACTIONS[action] || `${String(action).replace(/_/g, " ")}…`, true);
   clearTimeout(actionTimer);
   // Telegram shows a chat action for 5 seconds or until the bot's next message.
-  actionTimer = setTimeout(() => setStatus("bot"), 5000);
+  actionTimer = setTimeout(() => setStatus(tr("bot")), 5000);
 }
 
 function openLightbox(src) {
@@ -349,8 +410,7 @@ function openLightbox(src) {
 
 function showEmpty() {
   $("messages").append(el("div", { class: "empty" },
-    el("b", {}, "Try the bot here."), el("br"),
-    "Send /start, then a photo (📎 or drag & drop), and pick a style."));
+    el("b", {}, tr("empty_title")), el("br"), tr("empty_hint")));
 }
 
 // ---------------------------------------------------------------- events
@@ -364,7 +424,7 @@ function applyEvent(event) {
       upsertMessage(view.message);
       if (event.type === "message" && view.from_bot) {
         clearTimeout(actionTimer);
-        setStatus("bot");
+        setStatus(tr("bot"));
         refreshReplyKeyboard();
       }
       break;
@@ -380,7 +440,7 @@ function applyEvent(event) {
       break;
     }
     case "blocked":
-      setStatus("you blocked the bot");
+      setStatus(tr("blocked"));
       break;
     default:
       break;
@@ -403,7 +463,7 @@ async function pollLoop(generation) {
         state.after = Math.max(state.after, event.seq);
         applyEvent(event);
       }
-      if (failures) setStatus("bot");
+      if (failures) setStatus(tr("bot"));
       failures = 0;
     } catch (error) {
       if (error.status === 404) {
@@ -413,7 +473,7 @@ async function pollLoop(generation) {
         return;
       }
       failures += 1;
-      setStatus("waiting for the server…");
+      setStatus(tr("waiting"));
       console.warn(error);
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * failures)));
     }
@@ -507,10 +567,10 @@ async function becomeUser(existing) {
   sessionStorage.setItem(STORE_KEY, JSON.stringify(user));
   state.user = user;
   $("lang").value = user.language_code === "ru" ? "ru" : "en";
-  document.documentElement.lang = $("lang").value;
+  applyUiLanguage();
   $("user-name").textContent = `${user.first_name} · id ${user.id}`;
   showEmpty();
-  setStatus("bot");
+  setStatus(tr("bot"));
   pollLoop(state.poller);
 }
 
@@ -518,6 +578,7 @@ async function start() {
   await loadConfig();
   // A first visit speaks the browser's language; later the picker decides.
   $("lang").value = /^ru\b/i.test(navigator.language || "") ? "ru" : "en";
+  applyUiLanguage();
   let saved = null;
   try { saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null"); } catch (_) { saved = null; }
   try {
@@ -575,13 +636,13 @@ function wire() {
   });
   $("lang").addEventListener("change", async () => {
     const lang = $("lang").value;
-    document.documentElement.lang = lang;
+    applyUiLanguage();
     if (!state.user) return;
     try {
       await api.setLanguage(state.user.id, lang);
       state.user.language_code = lang;
       sessionStorage.setItem(STORE_KEY, JSON.stringify(state.user));
-      toast(lang === "ru" ? "Язык Telegram: русский. Отправьте /start" : "Telegram language: English. Send /start");
+      toast(tr("language_set"));
     } catch (error) {
       toast(error.message, true);
     }
