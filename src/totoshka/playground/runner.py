@@ -130,7 +130,9 @@ class PlaygroundOptions:
 class Playground:
     """One running playground: ``await start()``, ``await wait()``, ``await stop()``."""
 
-    def __init__(self, options: PlaygroundOptions | None = None, *, echo: Echo | None = None):
+    def __init__(
+        self, options: PlaygroundOptions | None = None, *, echo: Echo | None = None
+    ) -> None:
         self.options = options or PlaygroundOptions()
         self.echo: Echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
         self.token = generate_token()
