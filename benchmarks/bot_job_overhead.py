@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import io
 import json
+import logging
 import os
 import platform
 import statistics
@@ -132,6 +133,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--style", default="wave")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("totoshka.bot.delivery").setLevel(logging.INFO)  # per-phase timings
     report = asyncio.run(main(args.runs, args.style))
     print(json.dumps(report, indent=2))
     out = REPO / "benchmarks" / "results"

@@ -65,3 +65,29 @@ async def test_status_edits_under_flood_do_not_break_delivery(
     await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
     await asyncio.sleep(1.0)
     assert len([m for m in await user.messages() if m.photo]) == 1
+
+
+async def test_poison_job_gets_a_clear_apology(
+    emulator, client, new_user, photos, tmp_path, model_cache, mirror, stylizer_factory
+) -> None:
+    """A job that keeps failing ends, and the user is told — never silence."""
+    from bot_helpers import make_settings, start_bot
+
+    settings = make_settings(
+        emulator.url, tmp_path, model_cache, mirror, max_attempts=1, send_retries=1
+    )
+    running = await start_bot(settings, stylizer_factory)
+    try:
+        await client.inject_fault("getFile", status=502, count=1)
+        user = await new_user("ru")
+        await user.send_photo(photos["amber"])
+        picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+        await user.press(picker, "Удни")
+        reason = TEXTS.get("ru", "err_generic")
+        apology = await user.wait_for_message(
+            lambda m: m.text == TEXTS.get("ru", "status_failed", reason=reason), timeout=WAIT
+        )
+        assert apology
+        assert not [m for m in await user.messages() if m.photo]
+    finally:
+        await running.stop()

@@ -105,3 +105,27 @@ async def test_sigkill_with_queued_jobs_then_restart(
     secret = TOKEN.split(":", 1)[1]
     assert "Start polling" in text or "polling" in text.lower()
     assert secret not in text, "the bot token leaked into the logs"
+
+
+async def test_sigterm_finishes_the_running_job(
+    emulator: EmulatorServer, client, new_user, photos, tmp_path: Path, model_cache, mirror
+) -> None:
+    """Graceful shutdown: the job being painted is finished and sent before the exit."""
+    log = tmp_path / "bot.log"
+    await client.inject_fault("getFile", status=None, delay=2.0, count=1)
+    proc = start_bot_process(emulator, tmp_path, model_cache, mirror, log)
+    try:
+        user = await new_user("en")
+        await user.send_photo(photos["amber"])
+        picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+        await user.press(picker, STYLE)
+        await user.wait_for_message(
+            lambda m: m.text == TEXTS.get("en", "status_working", style=STYLE), timeout=WAIT
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+        results = [m for m in await user.messages() if m.photo]
+        assert len(results) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from totoshka.bot.handlers.commands import register_commands
 from totoshka.bot.logs import setup_logging
 from totoshka.bot.middlewares import PrefsMiddleware
 from totoshka.bot.prefs import PrefsStore
-from totoshka.bot.services import Gallery, Services, StatusBoard
+from totoshka.bot.services import Gallery, Services, StatusBoard, Tracked
 from totoshka.bot.texts import Texts
 from totoshka.config import Settings
 
@@ -205,6 +206,25 @@ class BotApp:
             log.warning("setMyCommands failed; the menu stays as it was", exc_info=True)
         if self.pool is not None:
             await self.pool.start()
+        await self._resume_status_lines()
+
+    async def _resume_status_lines(self) -> None:
+        """After a restart, keep updating "place in line" for jobs accepted before it."""
+        jobs = getattr(self.queue, "jobs", None)
+        if self.board is None or jobs is None:
+            return
+        from totoshka.jobs.queue import JobState
+
+        purge = getattr(self.queue, "purge", None)
+        if purge is not None:  # finished jobs are history: keep a week of it
+            await asyncio.to_thread(purge, time.time() - 7 * 86400)
+        for record in await asyncio.to_thread(jobs):
+            payload = record.payload
+            if record.state == JobState.QUEUED and payload.get("status_message_id"):
+                tracked = Tracked(
+                    payload["chat_id"], payload["status_message_id"], payload.get("lang", "en")
+                )
+                await self.board.track(record.job_id, tracked)
 
     async def _on_shutdown(self) -> None:
         if self.pool is not None:
