@@ -29,11 +29,13 @@ reference (the mean vector of crops every 32 px), the error being the distance
 to the reference over the median distance between two different paintings
 (3.89): crops3 0.021 mean / 0.060 worst; the tutorial's centre crop 0.062 /
 0.208 (it misses half of a diptych); padding to a square 0.137 / 0.301 (the
-padding becomes part of the "style"); squashing to a square 0.178 / 0.595
-(it changes the brush strokes' shape and scale). Cosines hide this (all style
-vectors share a large common part: 0.9999 vs 0.9992 vs 0.9969 vs 0.9939).
-Three crops cost one predictor batch of three (a few ms), nothing next to the
-transfer network.
+mirrored margins add strokes the painting does not have); squashing to a
+square 0.178 / 0.595 (it changes the strokes' shape and scale, visibly: vertical
+streaks on a wide painting). Cosines hide this (all style vectors share a large
+common part: 0.9999 vs 0.9992 vs 0.9969 vs 0.9939). Three crops are one
+predictor batch of three (~90 ms warm on 2 CPU threads), nothing next to the
+transfer network. Only the predictor sees 256 px: the photo itself is painted
+at its full resolution.
 """
 
 from __future__ import annotations
@@ -65,20 +67,13 @@ MAX_WEIGHTS = 8
 
 
 def _rgb(image: Image.Image) -> Image.Image:
-    """Any PIL image (grayscale, palette, alpha, 16-bit, CMYK, animated) as plain RGB."""
-    try:
-        from totoshka.engine.imageio import to_srgb_rgb
+    """Any PIL image (grayscale, palette, alpha on white, 16-bit, CMYK, ICC, the first
+    frame of an animation) as plain sRGB RGB, through the engine's image decoder."""
+    from totoshka.engine.imageio import to_srgb_rgb
 
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)
-        return to_srgb_rgb(image, image.info.get("icc_profile"))
-    except ImportError:  # pragma: no cover - imageio is part of the engine
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            white = Image.new("RGB", rgba.size, (255, 255, 255))
-            white.paste(rgba, mask=rgba.getchannel("A"))
-            return white
-        return image.convert("RGB")
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    return to_srgb_rgb(image, image.info.get("icc_profile"))
 
 
 def check_painting(image: Image.Image) -> Image.Image:
