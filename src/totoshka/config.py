@@ -65,6 +65,7 @@ class Settings(BaseSettings):
 
     # FSM storage: memory by default, Redis when a URL is given.
     redis_url: str | None = None
+    redis_prefix: str = Field(default="totoshka:fsm", description="Key prefix in Redis.")
 
     # Pictures.
     default_output_size: int = Field(

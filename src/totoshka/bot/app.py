@@ -76,11 +76,17 @@ def make_bot(settings: Settings) -> Bot:
 
 
 def make_storage(settings: Settings) -> BaseStorage:
-    """Memory by default; Redis when ``TOTOSHKA_REDIS_URL`` is set (state survives restarts)."""
+    """Memory by default; Redis when ``TOTOSHKA_REDIS_URL`` is set (state survives restarts).
+
+    The key builder must include the *destiny*: preferences live under their own
+    destiny (see `totoshka.bot.prefs`), which aiogram's default builder refuses.
+    """
     if settings.redis_url:
+        from aiogram.fsm.storage.base import DefaultKeyBuilder
         from aiogram.fsm.storage.redis import RedisStorage
 
-        return RedisStorage.from_url(settings.redis_url)
+        keys = DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True, with_destiny=True)
+        return RedisStorage.from_url(settings.redis_url, key_builder=keys)
     return MemoryStorage()
 
 

@@ -411,7 +411,7 @@ async def make_handler() -> Any:
     opens its own `Bot` session and (with ``TOTOSHKA_REDIS_URL``) the same FSM storage
     as the bot, so a painting's style vector computed here is reused by the bot.
     """
-    from totoshka.bot.app import LazyStylizer, make_bot
+    from totoshka.bot.app import LazyStylizer, make_bot, make_storage
     from totoshka.bot.logs import install_redaction
     from totoshka.config import Settings
     from totoshka.jobs.celery_mode import JobHandlers
@@ -421,10 +421,8 @@ async def make_handler() -> Any:
     bot = make_bot(settings)
     prefs = None
     storage = None
-    if settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisStorage
-
-        storage = RedisStorage.from_url(settings.redis_url)
+    if settings.redis_url:  # the bot's own storage, to save paintings' style vectors
+        storage = make_storage(settings)
         prefs = PrefsStore(storage, bot.id)
     delivery = Delivery(
         bot,
