@@ -7,17 +7,17 @@ A manual step (not a test): it starts a playground exactly like `totoshka
 playground` (models pulled on first use; set TOTOSHKA_MODEL_MIRROR for the offline
 mirror), drives headless Chromium from Debian (`scripts/install-browser.sh`) with
 Playwright – /start, upload a photo, pick a style – and saves the chat once the
-stylized photo has rendered. The photo is read from the shared data folder, never
-copied into the repository.
+stylized photo has rendered. The default photo is scikit-image's public-domain
+`coffee` sample, so the published screenshot shows only pictures we may publish.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from playwright.async_api import async_playwright
@@ -26,7 +26,6 @@ from totoshka.engine.catalog import load_catalog
 from totoshka.playground.runner import Playground, PlaygroundOptions, prepare_models
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TOTOSHKA_SHARED", REPO.parent / "shared"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -68,16 +67,27 @@ async def shoot(photo: Path, style: str, output: Path, width: int, height: int) 
         await browser.close()
 
 
+def _public_domain_photo() -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = Path(tempfile.mkdtemp(prefix="totoshka-shot-")) / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(path, quality=92)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photo", type=Path, default=SHARED / "images/content/amber.jpg")
+    parser.add_argument("--photo", type=Path, default=None, help="default: skimage's coffee")
     parser.add_argument("--style", default="scream", help="a built-in style id (default: scream)")
     parser.add_argument("--output", type=Path, default=REPO / "docs/screenshots/playground.png")
     parser.add_argument("--width", type=int, default=760)
     parser.add_argument("--height", type=int, default=1400)
     args = parser.parse_args()
+    if args.photo is None:
+        args.photo = _public_domain_photo()
     if not args.photo.is_file():
-        print(f"no photo at {args.photo} (set TOTOSHKA_SHARED or --photo)", file=sys.stderr)
+        print(f"no photo at {args.photo}", file=sys.stderr)
         return 1
     prepare_models()
     asyncio.run(shoot(args.photo, args.style, args.output, args.width, args.height))
