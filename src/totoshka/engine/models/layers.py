@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +30,72 @@ class StatsTape:
         return len(self.stats)
 
 
-# (mode, tape): mode "record" stores the statistics each norm computes,
-# "replay" makes each norm use the stored ones instead of its input's.
+class StatsComplete(Exception):
+    """Raised inside a forward pass once the one norm being measured has its sums."""
+
+
+class StatsAccumulator:
+    """Exact per-channel statistics of each norm's input, gathered piece by piece.
+
+    Tiling measures a layer's statistics over the whole picture without ever
+    holding the whole feature map: each tile adds the part of the map it owns
+    (a partition of the picture), and the parts combine exactly with Chan et
+    al.'s pairwise formula in float64, so summation order cannot drift.
+    """
+
+    def __init__(self, only: nn.Module | None = None) -> None:
+        # module -> (pixel count, per-channel mean, per-channel sum of squared deviations)
+        self.parts: dict[nn.Module, tuple[int, Tensor, Tensor]] = {}
+        # measure this norm alone and stop the forward pass once it is measured
+        # (`StatsComplete`): the layers after it cannot matter to its statistics.
+        self.only = only
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def add(self, module: nn.Module, x: Tensor) -> None:
+        """Add the pixels of `x` (N, C, h, w; N is 1 in practice) to `module`'s sums."""
+        if self.only is not None and module is not self.only:
+            return
+        self._add(module, x)
+        if self.only is not None:
+            raise StatsComplete
+
+    def _add(self, module: nn.Module, x: Tensor) -> None:
+        n = x.shape[0] * x.shape[2] * x.shape[3]
+        if n == 0:
+            return
+        var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), correction=0)
+        mean64, m2 = mean.double(), var.double() * n
+        if module not in self.parts:
+            self.parts[module] = (n, mean64, m2)
+            return
+        n0, mean0, m20 = self.parts[module]
+        total = n0 + n
+        delta = mean64 - mean0
+        self.parts[module] = (
+            total,
+            mean0 + delta * (n / total),
+            m20 + m2 + delta * delta * (n0 * n / total),
+        )
+
+    def tape(self) -> StatsTape:
+        """The gathered statistics as a tape that `replay_stats` can use."""
+        tape = StatsTape()
+        for module, (n, mean, m2) in self.parts.items():
+            shape = (1, -1, 1, 1)
+            tape.stats[module] = (mean.float().view(shape), (m2 / n).float().view(shape))
+        return tape
+
+
+# (mode, tape, measure): mode "record" stores the statistics each norm computes,
+# "replay" makes each norm use the stored ones instead of its input's; a
+# `_Measure` additionally adds the owned part of each norm's input to an accumulator.
 _active: contextvars.ContextVar[tuple[str, StatsTape] | None] = contextvars.ContextVar(
     "totoshka_norm_stats", default=None
+)
+_measure: contextvars.ContextVar[tuple[StatsAccumulator, Callable[[Tensor], Tensor]] | None] = (
+    contextvars.ContextVar("totoshka_norm_measure", default=None)
 )
 
 
@@ -49,12 +111,33 @@ def record_stats(tape: StatsTape) -> Iterator[StatsTape]:
 
 @contextlib.contextmanager
 def replay_stats(tape: StatsTape) -> Iterator[StatsTape]:
-    """Run forward passes inside with each InstanceNorm using the statistics in `tape`."""
+    """Run forward passes inside with each InstanceNorm using the statistics in `tape`.
+
+    A norm the tape has no entry for computes its own statistics and stores them
+    (a partial tape replays the layers it knows and records the rest).
+    """
     token = _active.set(("replay", tape))
     try:
         yield tape
     finally:
         _active.reset(token)
+
+
+@contextlib.contextmanager
+def measure_stats(
+    accumulator: StatsAccumulator, owned: Callable[[Tensor], Tensor]
+) -> Iterator[StatsAccumulator]:
+    """Inside, each InstanceNorm also adds `owned(x)` of its input `x` to `accumulator`.
+
+    Combines with `replay_stats`/`record_stats` (normalisation is unchanged);
+    `owned` crops a tile's feature map to the pixels that tile is responsible for,
+    so that summed over all tiles every pixel counts exactly once.
+    """
+    token = _measure.set((accumulator, owned))
+    try:
+        yield accumulator
+    finally:
+        _measure.reset(token)
 
 
 class InstanceNorm(nn.Module):
@@ -77,10 +160,17 @@ class InstanceNorm(nn.Module):
             self.register_parameter("bias", None)
 
     def statistics(self, x: Tensor) -> Stats:
+        measure = _measure.get()
+        if measure is not None:
+            accumulator, owned = measure
+            accumulator.add(self, owned(x))
         active = _active.get()
-        if active is not None and active[0] == "replay":
+        if active is not None and active[0] == "replay" and self in active[1].stats:
             return active[1].stats[self]
-        var, mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
+        # statistics in float32 even under bf16 autocast: the first layers' outputs
+        # span thousands, and bf16 sums would lose the low-variance channels.
+        xs = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        var, mean = torch.var_mean(xs, dim=(2, 3), correction=0, keepdim=True)
         if active is not None:
             active[1].stats[self] = (mean, var)
         return mean, var
