@@ -1,12 +1,35 @@
 """Inference paths. A runner turns (network, batch of 0..255 NCHW tensors) into
 pictures; which one serves is chosen by measurement, eager fp32 is the fallback
-that always works (see `select_runner`)."""
+that always works (see `select_runner`).
+
+Names (`select_runner(name)`, `totoshka bench --paths`, the Stylizer's `backend`):
+
+- ``auto``: the measured fastest path for this machine that passes 35 dB against
+  eager fp32 on each model (OpenVINO bf16 on AMX/AVX512-BF16 CPUs; CUDA when a GPU is there);
+- ``best``: the same with a 50 dB floor;
+- ``eager`` / ``fp32`` / ``eager-fp32``: the reference;
+- ``torch-bf16``, ``openvino-bf16``, ``openvino-fp32``, ``cuda`` (fp16), ``cuda-bf16``:
+  one path, no floor (for benchmarks and tests).
+
+Nothing here imports OpenVINO or touches CUDA until a path that needs it is chosen.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from torch import Tensor, nn
+
+PATHS = (
+    "auto",
+    "best",
+    "eager-fp32",
+    "torch-bf16",
+    "openvino-bf16",
+    "openvino-fp32",
+    "cuda",
+    "cuda-bf16",
+)
 
 
 class Runner(Protocol):
@@ -17,9 +40,56 @@ class Runner(Protocol):
         ...
 
 
-def select_runner(name: str = "auto") -> Runner:
-    from totoshka.engine.backends.eager import EagerRunner
+def _single(name: str) -> Runner:
+    if name in ("eager", "fp32", "eager-fp32"):
+        from totoshka.engine.backends.eager import EagerRunner
 
-    if name in ("auto", "eager", "fp32"):
         return EagerRunner()
-    raise ValueError(f"unknown backend {name!r}")
+    if name == "torch-bf16":
+        from totoshka.engine.backends.eager import TorchBf16Runner
+
+        return TorchBf16Runner()
+    if name in ("openvino-bf16", "openvino-fp32"):
+        from totoshka.engine.backends.openvino import OpenVinoRunner
+
+        return OpenVinoRunner("bf16" if name.endswith("bf16") else "f32")
+    if name in ("cuda", "cuda-fp16", "cuda-bf16"):
+        import torch
+
+        from totoshka.engine.backends.cuda import CudaRunner
+
+        return CudaRunner(dtype=torch.bfloat16 if name == "cuda-bf16" else torch.float16)
+    raise ValueError(f"unknown backend {name!r} (known: {', '.join(PATHS)})")
+
+
+def select_runner(name: str = "auto") -> Runner:
+    if name not in ("auto", "best"):
+        return _single(name)
+    from totoshka.engine.backends.auto import AutoRunner, candidate_names
+    from totoshka.engine.backends.hardware import cuda_available
+    from totoshka.engine.backends.quality import BEST_FLOOR_DB, DEFAULT_FLOOR_DB
+
+    best = name == "best"
+    if cuda_available():
+        names = ["cuda-bf16"] if best else ["cuda", "cuda-bf16"]
+    else:
+        names = candidate_names(best)
+    candidates = []
+    for candidate in names:
+        try:
+            candidates.append(_single(candidate))
+        except ImportError:  # an optional dependency went missing: skip the path
+            continue
+    verdicts = None
+    try:
+        from totoshka.engine.backends.openvino import compiled_root
+
+        verdicts = compiled_root() / "verdicts.json"
+    except ImportError:
+        pass
+    return AutoRunner(
+        candidates,
+        BEST_FLOOR_DB if best else DEFAULT_FLOOR_DB,
+        name=name,
+        verdict_file=verdicts,
+    )

@@ -1,0 +1,74 @@
+"""What the machine can do: the CPU's model and the instruction-set flags that
+decide which inference path is fast (AMX/AVX512-BF16 make bf16 cheap, VNNI int8),
+and whether a CUDA device is present. Read once; printed by `totoshka bench`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from dataclasses import dataclass, field
+
+INTERESTING_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    model: str
+    cores: int
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def fast_bf16(self) -> bool:
+        """bf16 matrix maths in hardware (AMX or AVX512-BF16): bf16 paths pay off."""
+        return bool({"amx_bf16", "avx512_bf16"} & self.flags)
+
+    @property
+    def amx(self) -> bool:
+        return "amx_bf16" in self.flags
+
+    def line(self) -> str:
+        shown = [f for f in INTERESTING_FLAGS if f in self.flags]
+        return f"{self.model}, {self.cores} cores, flags: {' '.join(shown) or 'none of interest'}"
+
+
+@functools.cache
+def cpu_info() -> CpuInfo:
+    model, flags = platform.processor() or platform.machine(), frozenset[str]()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = frozenset(value.split())
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return CpuInfo(model=model, cores=cores or 1, flags=flags)
+
+
+def cuda_available() -> bool:
+    """True only with a usable CUDA device; never initialises CUDA on a CPU build."""
+    import torch
+
+    return bool(torch.backends.cuda.is_built()) and torch.cuda.is_available()
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
