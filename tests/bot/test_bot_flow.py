@@ -264,24 +264,31 @@ async def test_gallery(bot: RunningBot, new_user, lang: str) -> None:
 async def test_cancel(one_worker_bot: RunningBot, new_user, client, photos, lang: str) -> None:
     """Queued work is cancelled, the status says so, and the conversation resets."""
     user = await new_user(lang)
-    # Hold the worker on getFile so the following jobs stay queued.
-    await client.inject_fault("getFile", status=None, delay=3.0, count=1)
+    # Every getFile takes 5 s and one job runs at a time: the others stay queued.
+    await client.inject_fault("getFile", status=None, delay=5.0, count=None)
     picker = await photo_and_picker(user, photos["amber"], lang)
     for _ in range(3):
         await user.press(picker, WAVE[lang])
     await user.wait_for_message(
-        lambda m: m.text == t(lang, "status_queued", position=1), timeout=WAIT
+        lambda m: m.text == t(lang, "status_queued", position=2), timeout=WAIT
     )
     await user.send_command("cancel")
     answer = await user.wait_for_message(
         lambda m: (m.text or "").startswith(head(lang, "cancelled")), timeout=WAIT
     )
-    assert answer.text == t(lang, "cancelled", count=2)
+    # Normally both waiting jobs; on a very loaded machine one may have started.
+    n = next(n for n in (1, 2) if answer.text == t(lang, "cancelled", count=n))
     await user.wait_for_message(lambda m: m.photo, timeout=WAIT)  # the running one finishes
+    await asyncio.sleep(0.5)
     messages = await user.messages()
     cancelled = [m for m in messages if m.text == t(lang, "status_cancelled")]
     results = [m for m in messages if m.photo]
-    assert len(cancelled) == 2 and len(results) == 1
+    assert len(cancelled) == n
+    if n == 1:
+        await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
+        results = [m for m in await user.messages() if m.photo]
+    assert len(results) == 3 - n
+    await client.clear_faults()
     # The conversation is reset: old picker buttons now ask for the photo again.
     query = await user.press(picker, WAVE[lang])
     await asyncio.sleep(0.5)

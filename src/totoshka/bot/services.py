@@ -87,8 +87,9 @@ class StatusBoard:
             if tracked is None:
                 return
             position = await asyncio.to_thread(self.queue.position, job_id)
-            if position is None or position < 1:
+            if position is None or position < 1:  # started, finished or cancelled
                 self._jobs.pop(job_id, None)
+                self._locks.pop(job_id, None)
                 return
             if position == tracked.position:
                 return
