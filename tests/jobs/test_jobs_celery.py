@@ -131,7 +131,8 @@ def cleanup(cfg: CeleryConfig, q: CeleryJobQueue) -> None:
             conn.default_channel.queue_delete(cfg.queue)
     else:
         broker = redis.Redis.from_url(cfg.broker_url)
-        broker.delete(cfg.queue)
+        for key in broker.scan_iter(match=f"*{cfg.queue}*"):  # the queue + kombu bindings
+            broker.delete(key)
 
 
 @pytest.fixture
