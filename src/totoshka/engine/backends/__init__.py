@@ -8,8 +8,8 @@ Names (`select_runner(name)`, `totoshka bench --paths`, the Stylizer's `backend`
   eager fp32 on each model (OpenVINO bf16 on AMX/AVX512-BF16 CPUs; CUDA when a GPU is there);
 - ``best``: the same with a 50 dB floor;
 - ``eager`` / ``fp32`` / ``eager-fp32``: the reference;
-- ``torch-bf16``, ``openvino-bf16``, ``openvino-fp32``, ``cuda`` (fp16), ``cuda-bf16``:
-  one path, no floor (for benchmarks and tests).
+- ``torch-bf16``, ``openvino-bf16``, ``openvino-fp32``, ``cuda`` (fp16), ``cuda-bf16``,
+  ``cuda-fp32``: one path, no floor (for benchmarks and tests).
 
 Nothing here imports OpenVINO or touches CUDA until a path that needs it is chosen.
 """
@@ -29,6 +29,7 @@ PATHS = (
     "openvino-fp32",
     "cuda",
     "cuda-bf16",
+    "cuda-fp32",
 )
 
 
@@ -53,12 +54,13 @@ def _single(name: str) -> Runner:
         from totoshka.engine.backends.openvino import OpenVinoRunner
 
         return OpenVinoRunner("bf16" if name.endswith("bf16") else "f32")
-    if name in ("cuda", "cuda-fp16", "cuda-bf16"):
+    if name in ("cuda", "cuda-fp16", "cuda-bf16", "cuda-fp32"):
         import torch
 
         from totoshka.engine.backends.cuda import CudaRunner
 
-        return CudaRunner(dtype=torch.bfloat16 if name == "cuda-bf16" else torch.float16)
+        dtypes = {"cuda-bf16": torch.bfloat16, "cuda-fp32": torch.float32}
+        return CudaRunner(dtype=dtypes.get(name, torch.float16))
     raise ValueError(f"unknown backend {name!r} (known: {', '.join(PATHS)})")
 
 

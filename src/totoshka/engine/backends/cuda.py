@@ -46,10 +46,9 @@ class CudaRunner:
         self.max_batch = max_batch
         self.max_pixels = max_pixels
         kind = "cuda" if self.device.type == "cuda" else self.device.type
-        self.name = f"{kind}-{'fp16' if dtype == torch.float16 else 'bf16'}"
-        self._copies: weakref.WeakKeyDictionary[nn.Module, nn.Module] = (
-            weakref.WeakKeyDictionary()
-        )
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}[dtype]
+        self.name = f"{kind}-{precision}"
+        self._copies: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _on_device(self, net: nn.Module) -> nn.Module:
@@ -63,6 +62,8 @@ class CudaRunner:
         return moved
 
     def _forward(self, net: nn.Module, x: Tensor) -> Tensor:
+        if self.dtype == torch.float32:
+            return net(x)
         with torch.autocast(self.device.type, dtype=self.dtype):
             return net(x).float()
 

@@ -205,5 +205,3 @@ class OpenVinoRunner:
 
     def run_batch(self, net: nn.Module, xs: list[Tensor]) -> list[Tensor]:
         return [self.run(net, x) for x in xs]
-
-
