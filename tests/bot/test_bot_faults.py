@@ -91,3 +91,18 @@ async def test_poison_job_gets_a_clear_apology(
         assert not [m for m in await user.messages() if m.photo]
     finally:
         await running.stop()
+
+
+async def test_slow_send_photo_still_delivers_once(
+    bot: RunningBot, new_user, client, photos
+) -> None:
+    await client.inject_fault("sendPhoto", status=None, delay=3.0, count=1)
+    await client.inject_fault("getFile", status=None, delay=1.0, count=1)
+    user = await new_user("en")
+    await user.send_photo(photos["flowers"])
+    picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+    await user.press(picker, "Udnie")
+    await user.wait_for_message(
+        lambda m: m.text == TEXTS.get("en", "status_done", style="Udnie"), timeout=WAIT
+    )
+    assert len([m for m in await user.messages() if m.photo]) == 1

@@ -305,3 +305,16 @@ async def test_pending_limit(one_worker_bot: RunningBot, new_user, client, photo
         lambda m: m.text == t("en", "too_many_pending", limit=3), timeout=WAIT
     )
     assert refusal
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_album_of_three_takes_the_first(bot: RunningBot, new_user, photos, lang: str) -> None:
+    user = await new_user(lang)
+    await user.send_album([photos["amber"], photos["flowers"], photos["shenyang"]])
+    note = await user.wait_for_message(timeout=WAIT)
+    assert note.text == t(lang, "album_first_only")
+    picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+    assert picker.text == t(lang, "pick_style")
+    await asyncio.sleep(1.0)
+    pickers = [m for m in await user.messages() if m.text == t(lang, "pick_style")]
+    assert len(pickers) == 1  # one answer for the whole album
