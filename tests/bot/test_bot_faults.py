@@ -106,3 +106,24 @@ async def test_slow_send_photo_still_delivers_once(
         lambda m: m.text == TEXTS.get("en", "status_done", style="Udnie"), timeout=WAIT
     )
     assert len([m for m in await user.messages() if m.photo]) == 1
+
+
+async def test_user_who_blocked_the_bot_does_not_loop(
+    bot: RunningBot, new_user, client, photos
+) -> None:
+    """403 from Telegram is final: the job ends at once instead of retrying for nothing."""
+    await client.inject_fault("getFile", status=None, delay=1.0, count=1)
+    user = await new_user("en")
+    await user.send_photo(photos["amber"])
+    picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+    await user.press(picker, "Udnie")
+    await user.block_bot()
+    queue = bot.app.queue
+    for _ in range(200):
+        stats = queue.stats()
+        if stats["done"] + stats["failed"] >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert queue.stats()["done"] == 1 and queue.stats()["failed"] == 0
+    calls = await client.calls("sendPhoto")
+    assert len(calls) == 1  # tried once, refused with 403, not retried

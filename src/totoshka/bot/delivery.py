@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -56,7 +57,15 @@ DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
 # Longest flood wait we sit out while holding the worker slot; beyond it, requeue.
 MAX_INLINE_WAIT = 30.0
 
-TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError, asyncio.TimeoutError)
+# Worth another try: Telegram's 5xx, network trouble, a garbled answer, a file download
+# cut off (aiohttp errors come straight through from `Bot.download_file`).
+TRANSIENT = (
+    TelegramServerError,
+    TelegramNetworkError,
+    ClientDecodeError,
+    asyncio.TimeoutError,
+    aiohttp.ClientError,
+)
 
 
 @dataclass
@@ -216,6 +225,11 @@ class Delivery:
             except (JobFailed, EngineError) as e:
                 await self.apologise(job, t, reason_key(e))
                 await ctx.checkpoint("result", "failed")
+                return
+            except TelegramForbiddenError:
+                # The user blocked the bot: nobody to deliver to, and retrying cannot help.
+                log.info("chat %s blocked the bot; job dropped", job.chat_id)
+                await ctx.checkpoint("result", "forbidden")
                 return
         if "status_done" not in ctx.checkpoints:
             if ctx.checkpoints.get("result") != "failed":
