@@ -117,6 +117,9 @@ async def test_user_who_blocked_the_bot_does_not_loop(
     await user.send_photo(photos["amber"])
     picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
     await user.press(picker, "Udnie")
+    await user.wait_for_message(
+        lambda m: m.text == TEXTS.get("en", "status_working", style="Udnie"), timeout=WAIT
+    )
     await user.block_bot()
     queue = bot.app.queue
     for _ in range(200):
@@ -127,3 +130,14 @@ async def test_user_who_blocked_the_bot_does_not_loop(
     assert queue.stats()["done"] == 1 and queue.stats()["failed"] == 0
     calls = await client.calls("sendPhoto")
     assert len(calls) == 1  # tried once, refused with 403, not retried
+
+
+async def test_handler_failure_gets_an_apology_not_silence(
+    bot: RunningBot, new_user, client
+) -> None:
+    await client.inject_fault("sendMessage", status=400, description="Bad Request: test", count=1)
+    user = await new_user("ru")
+    await user.send_command("help")
+    reason = TEXTS.get("ru", "err_generic")
+    answer = await user.wait_for_message(timeout=WAIT)
+    assert answer.text == TEXTS.get("ru", "status_failed", reason=reason)
