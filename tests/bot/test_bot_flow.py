@@ -295,14 +295,17 @@ async def test_cancel(one_worker_bot: RunningBot, new_user, client, photos, lang
     assert (await client.callback_answer(query))["text"] == t(lang, "photo_expired")
 
 
-async def test_pending_limit(one_worker_bot: RunningBot, new_user, client, photos) -> None:
-    user = await new_user("en")
+@pytest.mark.parametrize("lang", LANGS)
+async def test_pending_limit(
+    one_worker_bot: RunningBot, new_user, client, photos, lang: str
+) -> None:
+    user = await new_user(lang)
     await client.inject_fault("getFile", status=None, delay=3.0, count=1)
-    picker = await photo_and_picker(user, photos["amber"], "en")
+    picker = await photo_and_picker(user, photos["amber"], lang)
     for _ in range(4):
-        await user.press(picker, WAVE["en"])
+        await user.press(picker, WAVE[lang])
     refusal = await user.wait_for_message(
-        lambda m: m.text == t("en", "too_many_pending", limit=3), timeout=WAIT
+        lambda m: m.text == t(lang, "too_many_pending", limit=3), timeout=WAIT
     )
     assert refusal
 
