@@ -180,6 +180,33 @@ def whole_picture_stats(
     return tape
 
 
+_heap_limited = False
+
+
+def limit_heap_growth() -> None:
+    """Make glibc return big freed blocks to the system (once per process, Linux only).
+
+    glibc raises its mmap threshold up to 32 MB after the first big free, after
+    which tile-sized tensors come from the heap and its fragments stay resident:
+    measured at 1200×900 in 384-pixel tiles, peak RSS 742 MB without this and
+    398 MB with it (4000×3000: 1.13–1.26 GB without). Fixed 1 MB thresholds keep
+    every activation in its own mapping, given back when freed.
+    """
+    global _heap_limited
+    if _heap_limited:
+        return
+    _heap_limited = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+        libc.mallopt(m_trim_threshold, 1 << 20)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 @contextlib.contextmanager
 def _no_grad() -> Iterator[None]:
     with torch.inference_mode():
@@ -202,6 +229,7 @@ def stylize_tiled(
     cfg = cfg or TileConfig()
     if x.shape[0] != 1:
         raise ValueError("stylize_tiled takes one picture at a time")
+    limit_heap_growth()
     if stats is None:
         stats = whole_picture_stats(net, x, cfg, forward)
     height, width = x.shape[-2:]

@@ -73,6 +73,7 @@ class AutoRunner:
         self.fallback = EagerRunner(max_pixels=max_pixels)
         self.verdict_file = verdict_file
         self._verdicts: dict[str, dict[str, Any]] = {}
+        self._warned: set[str] = set()
         self._net_keys: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.last_path: str | None = None  # which path served the last call (bench, logs)
@@ -145,11 +146,11 @@ class AutoRunner:
         return self.fallback
 
     def _warn_once(self, net: nn.Module, runner: Any, x: Tensor, reason: str) -> None:
-        key = self._key(net, runner, x) + "/warned"
+        key = self._key(net, runner, x)
         with self._lock:
-            if key in self._verdicts.get("_warned", {}):
+            if key in self._warned:
                 return
-            self._verdicts.setdefault("_warned", {})[key] = True
+            self._warned.add(key)
         log.warning("backend %s not used for %s: %s", runner.name, type(net).__name__, reason)
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
