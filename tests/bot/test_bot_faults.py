@@ -141,3 +141,15 @@ async def test_handler_failure_gets_an_apology_not_silence(
     reason = TEXTS.get("ru", "err_generic")
     answer = await user.wait_for_message(timeout=WAIT)
     assert answer.text == TEXTS.get("ru", "status_failed", reason=reason)
+
+
+async def test_flood_wait_on_the_status_message_still_queues_the_job(
+    bot: RunningBot, new_user, client, photos
+) -> None:
+    user = await new_user("en")
+    await user.send_photo(photos["amber"])
+    picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+    await client.inject_fault("sendMessage", status=429, retry_after=1, count=1)
+    await user.press(picker, "Udnie")
+    await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
+    assert len([m for m in await user.messages() if m.photo]) == 1

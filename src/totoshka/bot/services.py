@@ -20,7 +20,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import FSInputFile, InputMediaPhoto, Message
 from PIL import Image
 
-from totoshka.bot.delivery import JobPayload
+from totoshka.bot.delivery import JobPayload, telegram_call
 from totoshka.bot.texts import Texts, Translator
 from totoshka.config import Settings
 from totoshka.jobs.queue import JobQueue, TooManyPending
@@ -148,14 +148,17 @@ class Services:
         if pending >= limit:
             await bot.send_message(job.chat_id, t("too_many_pending", limit=limit))
             return Submitted(None, refused=True)
-        status = await bot.send_message(
-            job.chat_id,
-            t("status_accepted"),
-            reply_parameters=(
-                {"message_id": reply_to.message_id, "allow_sending_without_reply": True}
-                if reply_to
-                else None
-            ),
+        reply = (
+            {"message_id": reply_to.message_id, "allow_sending_without_reply": True}
+            if reply_to
+            else None
+        )
+        # The photo is only safe once the job is queued: ride out a brief flood wait here.
+        status = await telegram_call(
+            lambda: bot.send_message(job.chat_id, t("status_accepted"), reply_parameters=reply),
+            retries=3,
+            what="sendMessage",
+            max_inline_wait=5.0,
         )
         job.status_message_id = status.message_id
         try:

@@ -30,7 +30,9 @@ from totoshka.bot.services import PHOTOS_KEPT, RESULTS_KEPT, Services, new_ref
 from totoshka.bot.states import Flow
 from totoshka.bot.texts import Translator
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
+)
 
 
 @dataclass(frozen=True)
