@@ -139,3 +139,23 @@ async def test_long_flood_wait_gives_the_slot_back() -> None:
     with pytest.raises(RetryLater) as info:
         await telegram_call(flooded, retries=5, what="test")
     assert info.value.delay == 120
+
+
+def test_run_with_a_bad_token_says_so_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TOTOSHKA_BOT_TOKEN": "garbage-secret-value"}
+    done = subprocess.run(
+        [sys.executable, "-m", "totoshka", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert "TOTOSHKA_BOT_TOKEN" in output and "Traceback" not in output
+    assert "garbage-secret-value" not in output
