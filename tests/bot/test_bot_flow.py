@@ -13,6 +13,7 @@ import pytest
 from bot_helpers import WAIT, RunningBot, jpeg
 from PIL import Image
 
+from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.texts import Texts
 
 pytestmark = [pytest.mark.e2e]
@@ -217,6 +218,9 @@ async def test_own_style_painting_then_reuse(
     own = t(lang, "own_style_title")
     assert result.caption == t(lang, "result_caption", style=own, strength=100)
     await wait_done(user, lang, own)
+    # The painting's style vector is kept for reuse (computed once, by the worker).
+    prefs = await PrefsStore(bot.app.storage, bot.app.bot.id).load(user.chat_id, user.id)
+    assert len(prefs.paintings) == 1 and len(prefs.paintings[0].vector or []) == 100
 
     # Next photo: the recent painting is offered; no need to send it again.
     picker = await photo_and_picker(user, photos["flowers"], lang)
