@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +196,11 @@ class Gallery:
     """Style previews the project renders itself, once, and keeps on disk.
 
     The source is a public-domain photograph (NASA's astronaut portrait of Eileen
-    Collins, shipped with scikit-image) so the gallery needs no third-party art
-    and shows every style on the same picture. Rendering runs in a thread, never
-    in the event loop; Telegram file ids of uploaded previews are remembered so
-    later /styles calls resend without uploading again.
+    Collins, from scikit-image's samples; a 384 px copy ships in this package) so
+    the gallery needs no third-party art and shows every style on the same picture.
+    Rendering runs in a thread, never in the event loop; Telegram file ids of
+    uploaded previews are remembered so later /styles calls resend without
+    uploading again.
     """
 
     def __init__(
@@ -220,12 +222,10 @@ class Gallery:
 
     @staticmethod
     def source_image() -> Image.Image:
-        try:
-            from skimage import data
-
-            return Image.fromarray(data.astronaut())
-        except Exception:  # scikit-image absent: a synthetic scene, still public domain
-            return _synthetic_scene()
+        """The astronaut portrait, shipped in the package (384 px, from scikit-image's
+        public-domain sample) so previews need no extra dependency."""
+        with resources.files("totoshka.bot").joinpath("assets/astronaut.jpg").open("rb") as fh:
+            return Image.open(fh).convert("RGB")
 
     def missing(self) -> list[str]:
         return [sid for sid, _ in self.styles if not self.path(sid).exists()]
@@ -278,18 +278,3 @@ class Gallery:
                     self.file_ids[sid] = message.photo[-1].file_id
             sent += len(chunk)
         return sent
-
-
-def _synthetic_scene(size: int = 512) -> Image.Image:
-    """A gradient sky, sun and hills: enough structure for a style to show."""
-    from PIL import ImageDraw
-
-    img = Image.new("RGB", (size, size))
-    draw = ImageDraw.Draw(img)
-    for y in range(size):
-        draw.line([(0, y), (size, y)], fill=(70 + y // 6, 120 + y // 8, 220 - y // 4))
-    draw.ellipse([size * 0.6, size * 0.1, size * 0.85, size * 0.35], fill=(250, 210, 80))
-    draw.polygon(
-        [(0, size), (0, size * 0.6), (size * 0.5, size * 0.75), (size, size)], (60, 140, 60)
-    )
-    return img
