@@ -157,3 +157,21 @@ def test_auto_works_without_openvino(
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         select_runner("warp-drive")
+
+
+def test_one_conversion_serves_every_magenta_style(
+    magenta_net: nn.Module, pictures: dict, tmp_path: Path
+) -> None:
+    """Own styles give a new vector per photo: the vector is an input, not a constant."""
+    pytest.importorskip("openvino")
+    from totoshka.engine.backends import openvino as ov_backend
+    from totoshka.engine.models.magenta import BoundTransfer
+
+    runner = ov_backend.OpenVinoRunner("bf16", cache_dir=tmp_path)
+    x = pictures[(50, 63)]
+    before = ov_backend.conversions
+    for seed in range(2):
+        vector = torch.randn(100, generator=torch.Generator().manual_seed(seed)) * 0.5
+        net = BoundTransfer(magenta_net.transfer, vector.numpy())
+        assert psnr(runner.run(net, x), eager(net, x)) >= DEFAULT_FLOOR_DB
+    assert ov_backend.conversions == before + 1

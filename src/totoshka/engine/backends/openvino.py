@@ -20,6 +20,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -58,6 +59,36 @@ def weights_key(net: nn.Module) -> str:
     return h.hexdigest()[:32]
 
 
+class StyleAsInput(nn.Module):
+    """A style-bound network (Magenta's `BoundTransfer`) with its style vector as an input.
+
+    Own styles give a new vector for nearly every photo; with the vector baked in,
+    each would need its own conversion (5–9 s). Exported this way, one IR per
+    residue class serves every vector. The bound module's own `forward` runs with
+    `self` standing for an object whose `style` is the input.
+    """
+
+    def __init__(self, bound: nn.Module) -> None:
+        super().__init__()
+        self.transfer = bound.transfer
+        self._forward = type(bound).forward
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        return self._forward(SimpleNamespace(transfer=self.transfer, style=style), x)
+
+
+def bound_style(net: nn.Module) -> Tensor | None:
+    """The style vector of a style-bound network (a `style` buffer beside `transfer`)."""
+    style = getattr(net, "style", None)
+    if isinstance(style, Tensor) and isinstance(getattr(net, "transfer", None), nn.Module):
+        return style
+    return None
+
+
+def exported_module(net: nn.Module) -> nn.Module:
+    return StyleAsInput(net) if bound_style(net) is not None else net
+
+
 def residue(x: Tensor) -> tuple[int, int]:
     return x.shape[-2] % ALIGN, x.shape[-1] % ALIGN
 
@@ -71,10 +102,13 @@ def export_variant(net: nn.Module, res: tuple[int, int]) -> Any:
     lo, hi = MIN_SIDE // ALIGN, MAX_SIDE // ALIGN
     kh, kw = dim("kh", min=lo, max=hi), dim("kw", min=lo, max=hi)
     example = torch.rand(1, 3, ALIGN * 24 + res[0], ALIGN * 32 + res[1]) * 255
+    spatial = {2: ALIGN * kh + res[0], 3: ALIGN * kw + res[1]}
+    style = bound_style(net)
+    module = exported_module(net)
+    args: tuple[Tensor, ...] = (example,) if style is None else (example, style.clone())
+    shapes: tuple[Any, ...] = (spatial,) if style is None else (spatial, None)
     with torch.no_grad():
-        exported = torch.export.export(
-            net, (example,), dynamic_shapes=({2: ALIGN * kh + res[0], 3: ALIGN * kw + res[1]},)
-        )
+        exported = torch.export.export(module, args, dynamic_shapes=shapes)
     _fold_constant_sym_ops(exported)
     model = ov.convert_model(exported)
     with _conversions_lock:
@@ -139,9 +173,8 @@ class OpenVinoRunner:
         }
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self._compiled: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, int], Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # (folder, residue) -> compiled model: style-bound networks share one
+        self._compiled: dict[tuple[Path, tuple[int, int]], Any] = {}
         self._keys: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -150,7 +183,7 @@ class OpenVinoRunner:
         with self._lock:
             key = self._keys.get(net)
             if key is None:
-                key = self._keys[net] = weights_key(net)
+                key = self._keys[net] = weights_key(exported_module(net))
         root = self.cache_dir or compiled_root()
         return root / "openvino" / f"v{FORMAT_VERSION}-{key}"
 
@@ -176,13 +209,14 @@ class OpenVinoRunner:
         return model
 
     def compiled(self, net: nn.Module, res: tuple[int, int]) -> Any:
+        key = (self.folder(net), res)
         with self._lock:
-            found = self._compiled.get(net, {}).get(res)
+            found = self._compiled.get(key)
         if found is not None:
             return found
         compiled = self.core.compile_model(self._model(net, res), "CPU", self.config)
         with self._lock:
-            self._compiled.setdefault(net, {})[res] = compiled
+            self._compiled[key] = compiled
         return compiled
 
     # -- Runner ----------------------------------------------------------------------
@@ -200,7 +234,11 @@ class OpenVinoRunner:
             forward = tiling.bf16_forward if cpu_info().fast_bf16 else tiling.eager_forward
             return run_untiled_or_tiled(net, x, forward, self.max_pixels).clamp(0, 255)
         request = self.compiled(net, residue(x)).create_infer_request()
-        out = request.infer([x.detach().contiguous().numpy()])
+        inputs = [x.detach().contiguous().numpy()]
+        style = bound_style(net)
+        if style is not None:
+            inputs.append(style.detach().contiguous().numpy())
+        out = request.infer(inputs)
         return torch.from_numpy(out[0].copy()).clamp_(0, 255)
 
     def run_batch(self, net: nn.Module, xs: list[Tensor]) -> list[Tensor]:
