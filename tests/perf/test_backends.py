@@ -175,3 +175,14 @@ def test_one_conversion_serves_every_magenta_style(
         net = BoundTransfer(magenta_net.transfer, vector.numpy())
         assert psnr(runner.run(net, x), eager(net, x)) >= DEFAULT_FLOOR_DB
     assert ov_backend.conversions == before + 1
+
+
+@pytest.mark.parametrize("backend", list(FLOORS))
+def test_tiny_pictures_go_through(backend: str, nets: dict[str, nn.Module]) -> None:
+    """Sides under every export's minimum (and under the calibration size) still work."""
+    runner = select_runner(backend)
+    for family, net in nets.items():
+        for h, w in [(5, 7), (1, 1), (13, 9)]:
+            x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 255
+            y = runner.run(net, x)
+            assert y.shape == x.shape, (backend, family, (h, w))

@@ -36,6 +36,8 @@ from totoshka.engine.backends.quality import (
 
 log = logging.getLogger(__name__)
 
+MIN_CALIBRATION_SIDE = 32
+
 
 def candidate_names(best: bool = False) -> list[str]:
     """The measured preference order for this CPU (see benchmarks/results)."""
@@ -129,6 +131,8 @@ class AutoRunner:
         return verdict
 
     def choose(self, net: nn.Module, x: Tensor) -> Any:
+        if min(x.shape[-2:]) < MIN_CALIBRATION_SIDE:
+            return self.fallback  # too small to calibrate on, and fast in fp32 anyway
         for runner in self.candidates:
             handles = getattr(runner, "handles", None)
             if handles is not None and not handles(x):
