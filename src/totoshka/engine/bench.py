@@ -214,7 +214,8 @@ def run_row(spec: RowSpec) -> dict[str, Any]:
     pixels = spec.width * spec.height
     limit = getattr(runner, "max_pixels", None) or getattr(runner, "fallback", runner).max_pixels
     if spec.path != REFERENCE and isinstance(limit, int) and pixels > limit:
-        served += " (tiled)"
+        # tiles always run eagerly (the statistics live in the InstanceNorm modules)
+        served = "tiled " + ("eager-bf16" if cpu_info().fast_bf16 else "eager-fp32")
     gflop = flops_per_pixel(net) * pixels / 1e9
     median = statistics.median(times)
     return {

@@ -230,7 +230,8 @@ class OpenVinoRunner:
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         big = self.max_pixels is not None and x.shape[-2] * x.shape[-1] > self.max_pixels
         if big or not self.handles(x):
-            # tiles need the eager network (statistics live in its InstanceNorm modules)
+            # tiles need the eager network (statistics live in its InstanceNorm modules);
+            # tiny pictures are under every export's minimum side
             forward = tiling.bf16_forward if cpu_info().fast_bf16 else tiling.eager_forward
             return run_untiled_or_tiled(net, x, forward, self.max_pixels).clamp(0, 255)
         request = self.compiled(net, residue(x)).create_infer_request()
