@@ -30,7 +30,7 @@ MIX_HELP = "With two --style-image: the second painting's share, 0..1."
 STRENGTH_HELP = "Own style strength: 1 = the painting's style, lower mixes in the photo's own."
 ENGINE_HELP = (
     "Own-style engine: magenta or msgnet (needs 'models pull msgnet') "
-    "[default: $TOTOSHKA_OWN_STYLE_ENGINE, else magenta]."
+    "(default: $TOTOSHKA_OWN_STYLE_ENGINE, else magenta)."
 )
 
 
