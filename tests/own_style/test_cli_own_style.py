@@ -10,15 +10,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from totoshka.cli import own_style, styles
 from totoshka.cli.main import app
 
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _painting_option(mirror_env: Path) -> None:
-    own_style.register(styles.app)  # idempotent; main.py registers it too
+def _mirror(mirror_env: Path) -> None:
+    """../shared/models as the mirror, fresh cache and data dirs (tests/conftest.py)."""
 
 
 def run(*args: str | Path):
