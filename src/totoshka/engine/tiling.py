@@ -29,7 +29,10 @@ border effects fades out instead of forming a line.
 Geometry: tiles start on multiples of `align` (4: two stride-2 stages) and every
 tile's size is congruent to the picture's size modulo `align`, so TensorFlow
 "SAME" padding (whose stride-2 sampling grid depends on the side's parity) puts
-each tile's samples on the whole picture's grid.
+each tile's samples on the whole picture's grid. All tiles of a picture have one
+shape (`tile_span`; edge tiles are shifted inwards rather than cut short), so a
+compiled network of one static shape serves them all (`backends/ovtiles.py`,
+the fast path: the same passes through OpenVINO bf16).
 """
 
 from __future__ import annotations
@@ -76,20 +79,36 @@ def needs_tiling(height: int, width: int, max_pixels: int) -> bool:
     return height * width > max_pixels
 
 
+def tile_span(size: int, cfg: TileConfig) -> int:
+    """The length of every tile along a side: owned part + context, ≡ size (mod align).
+
+    All tiles of a side have this one length (edge tiles are shifted inwards, not
+    cut short), so a compiled network of one static shape serves every tile.
+    """
+    span = cfg.tile + 2 * cfg.overlap
+    span += (size - span) % cfg.align
+    return min(span, size)
+
+
 def _axis_tiles(size: int, cfg: TileConfig) -> list[tuple[int, int, int, int]]:
-    """Along one side: (owned_start, owned_end, input_start, input_end) per tile."""
-    bounds = list(range(0, size, cfg.tile))
-    if len(bounds) > 1 and size - bounds[-1] < cfg.tile // 2:
-        bounds.pop()  # no sliver at the end: the last tile owns a little more
-    bounds.append(size)
-    tiles = []
-    for a, b in itertools.pairwise(bounds):
-        start = max(0, a - cfg.overlap)
-        length = min(b + cfg.overlap, size) - start
-        length += (size - start - length) % cfg.align  # size ≡ picture's size (mod align)
-        end = min(start + length, size)
-        tiles.append((a, b, start, end))
-    return tiles
+    """Along one side: (owned_start, owned_end, input_start, input_end) per tile.
+
+    Tiles of length `tile_span` start on multiples of align, evenly spread from 0
+    to the end of the side, no more than `tile` apart; consecutive tiles overlap by
+    at least 2·overlap and split the overlap in the middle, so each owned part has
+    at least `overlap` pixels of context on each side inside its tile.
+    """
+    span = tile_span(size, cfg)
+    if span >= size:
+        return [(0, size, 0, size)]
+    free = size - span  # a multiple of align
+    count = 1 + math.ceil(free / (cfg.tile - cfg.align))
+    starts = [cfg.align * round(free * i / (count - 1) / cfg.align) for i in range(count)]
+    cuts = [0]
+    for s0, s1 in itertools.pairwise(starts):
+        cuts.append(cfg.align * round((s0 + span + s1) / 2 / cfg.align))
+    cuts.append(size)
+    return [(cuts[i], cuts[i + 1], s, s + span) for i, s in enumerate(starts)]
 
 
 def _ramp(tiles: list[tuple[int, int, int, int]], index: int, half: int) -> Tensor:

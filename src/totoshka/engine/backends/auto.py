@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from totoshka.engine.backends.eager import DEFAULT_MAX_PIXELS, EagerRunner
+from totoshka.engine.backends.eager import BUDGET, EagerRunner
 from totoshka.engine.backends.hardware import cpu_info, openvino_available
 from totoshka.engine.backends.quality import (
     DEFAULT_FLOOR_DB,
@@ -67,7 +67,7 @@ class AutoRunner:
         *,
         name: str = "auto",
         verdict_file: Path | None = None,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        max_pixels: int | str | None = BUDGET,
     ) -> None:
         self.name = name
         self.candidates = candidates

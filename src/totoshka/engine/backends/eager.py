@@ -2,20 +2,53 @@
 the fallback that always works) and bf16 autocast (cheap on CPUs with AMX or
 AVX512-BF16, and the engine for tiles of big photos on such CPUs).
 
-Pictures above `max_pixels` go through `tiling.stylize_tiled` (bounded memory,
+Pictures above `max_pixels` (by default: whatever would not fit the memory budget,
+see `pixel_limit`) go through `tiling.stylize_tiled` (bounded memory,
 whole-picture norm statistics); below it, one untiled pass.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch import Tensor, nn
 
 from totoshka.engine import tiling
 
-# Above this a single pass costs more memory than a bot worker should take
-# (eager fp32 ≈ 0.5 GB per megapixel); 1280×960 (the default max side) stays untiled.
-DEFAULT_MAX_PIXELS = 2_500_000
+# When to tile: when the estimated peak memory of one untiled pass would exceed
+# the worker's budget (`TOTOSHKA_MEMORY_BUDGET_MB`, default 1500 MB). The estimate
+# is the process's baseline plus the path's measured bytes per pixel (peak RSS of
+# one untiled pass, benchmarks/results): eager fp32 ≈ 490 B/px (5.9 GB at 12 MP),
+# OpenVINO bf16 ≈ 425 B/px (2.4 GB at 2560×1920, 1.14 GB at 1600×1200). A fixed
+# pixel count cannot be right for both paths nor for a worker given more memory;
+# with the default budget OpenVINO bf16 stays untiled up to ≈ 2.9 MP (the bot's
+# 1280×960 pictures by far) and eager fp32 up to ≈ 2.5 MP.
+DEFAULT_MEMORY_BUDGET_MB = 1500
+BASELINE_MB = 330  # interpreter, torch, OpenVINO, one model: measured before the first picture
+EAGER_FP32_BYTES_PER_PIXEL = 490
+BUDGET = "budget"  # a runner's `max_pixels` default: derived from the memory budget
+
+
+def memory_budget_mb() -> float:
+    try:
+        return float(os.environ.get("TOTOSHKA_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
+    except ValueError:
+        return float(DEFAULT_MEMORY_BUDGET_MB)
+
+
+def pixel_limit(bytes_per_pixel: float, budget_mb: float | None = None) -> int:
+    """The most pixels one untiled pass may have under the memory budget."""
+    budget = memory_budget_mb() if budget_mb is None else budget_mb
+    return max(0, int((budget - BASELINE_MB) * 2**20 / bytes_per_pixel))
+
+
+def resolve_max_pixels(max_pixels: int | str | None, bytes_per_pixel: float) -> int | None:
+    return pixel_limit(bytes_per_pixel) if max_pixels == BUDGET else max_pixels  # type: ignore[return-value]
+
+
+# The fp32 limit under the default budget (≈ 2.5 MP), for callers that want a number.
+DEFAULT_MAX_PIXELS = pixel_limit(EAGER_FP32_BYTES_PER_PIXEL, DEFAULT_MEMORY_BUDGET_MB)
 
 
 def run_untiled_or_tiled(
@@ -37,8 +70,8 @@ class EagerRunner:
 
     name = "eager-fp32"
 
-    def __init__(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
-        self.max_pixels = max_pixels
+    def __init__(self, max_pixels: int | str | None = BUDGET) -> None:
+        self.max_pixels = resolve_max_pixels(max_pixels, EAGER_FP32_BYTES_PER_PIXEL)
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         return run_untiled_or_tiled(net, x, tiling.eager_forward, self.max_pixels)
@@ -52,8 +85,8 @@ class TorchBf16Runner:
 
     name = "torch-bf16"
 
-    def __init__(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
-        self.max_pixels = max_pixels
+    def __init__(self, max_pixels: int | str | None = BUDGET) -> None:
+        self.max_pixels = resolve_max_pixels(max_pixels, EAGER_FP32_BYTES_PER_PIXEL)
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         return run_untiled_or_tiled(net, x, tiling.bf16_forward, self.max_pixels).clamp(0, 255)
