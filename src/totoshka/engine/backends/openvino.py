@@ -14,11 +14,14 @@ sides `4·k + r` dynamic in k: 16 variants at most per model, made on first use
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import threading
+import warnings
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,6 +34,16 @@ from totoshka.engine.backends.eager import BUDGET, resolve_max_pixels, run_until
 from totoshka.engine.backends.hardware import cpu_info
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def quiet_export() -> Iterator[None]:
+    """torch.export and OpenVINO's converter (torch 2.13) warn about torch's own pytree
+    internals (`LeafSpec`): torch's business, not the user's, so keep it off their
+    terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
+        yield
 
 ALIGN = 4
 MIN_SIDE = 16  # smaller pictures go through eager (Magenta pads them specially)
@@ -109,10 +122,10 @@ def export_variant(net: nn.Module, res: tuple[int, int]) -> Any:
     module = exported_module(net)
     args: tuple[Tensor, ...] = (example,) if style is None else (example, style.clone())
     shapes: tuple[Any, ...] = (spatial,) if style is None else (spatial, None)
-    with torch.no_grad():
+    with torch.no_grad(), quiet_export():
         exported = torch.export.export(module, args, dynamic_shapes=shapes)
-    _fold_constant_sym_ops(exported)
-    model = ov.convert_model(exported)
+        _fold_constant_sym_ops(exported)
+        model = ov.convert_model(exported)
     with _conversions_lock:
         conversions += 1
     return model

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from totoshka.engine import tiling
+from totoshka.engine.backends.openvino import quiet_export
 from totoshka.engine.models.layers import (
     StatsAccumulator,
     StatsTape,
@@ -131,9 +132,9 @@ class OpenVinoTiles:
         for norm in norms:
             c = norm.channels
             args += [torch.zeros(1, c, 1, 1), torch.ones(1, c, 1, 1)]
-        with torch.no_grad():
+        with torch.no_grad(), quiet_export():
             exported = torch.export.export(module, tuple(args))
-        model = ov.convert_model(exported)
+            model = ov.convert_model(exported)
         # the converted inputs come out with dynamic shapes; static ones let OpenVINO
         # plan memory once and pick its fastest kernels (≈ 3× on a 1024² tile)
         model.reshape({model.inputs[i]: ov.PartialShape(list(a.shape)) for i, a in enumerate(args)})
