@@ -8,7 +8,8 @@ picture norm by norm and then replays them; in eager PyTorch that is ≈ 500 s a
   (mean, var) from *inputs* (`StatsAsInputs`) and which returns the picture and
   every norm's input; tiles all have one static shape (`tiling.tile_span`: edge
   tiles are shifted inwards, not cut), so the IR is static and is cached on disk
-  next to the untiled variants;
+  next to the untiled variants (made in a short-lived child process,
+  `openvino.make_ir`, so the export's leftovers do not stay in this one);
 - from that IR, per norm k a sub-model whose only output is norm k's input (it
   stops there, like the eager measuring pass), and one whose only output is the
   picture; OpenVINO computes just what the chosen output needs;
@@ -21,7 +22,6 @@ picture norm by norm and then replays them; in eager PyTorch that is ≈ 500 s a
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -94,6 +94,32 @@ class StatsAsInputs(nn.Module):
         return (y, *(capture.inputs[n].float() for n in self.norms))
 
 
+def export_tiles(net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
+    """`StatsAsInputs(net)` exported for tiles of `shape`, with static inputs: an ov.Model.
+
+    Called through `openvino.make_ir` (in a short-lived child process).
+    """
+    import openvino as ov
+
+    from totoshka.engine.backends import openvino as ovb
+
+    style = ovb.bound_style(net)
+    module = StatsAsInputs(ovb.exported_module(net), norms, style is not None)
+    args: list[Tensor] = [torch.rand(1, 3, *shape) * 255]
+    if style is not None:
+        args.append(style.clone())
+    for norm in norms:
+        c = norm.channels
+        args += [torch.zeros(1, c, 1, 1), torch.ones(1, c, 1, 1)]
+    with torch.no_grad(), quiet_export():
+        exported = torch.export.export(module, tuple(args))
+        model = ov.convert_model(exported)
+    # the converted inputs come out with dynamic shapes; static ones let OpenVINO
+    # plan memory once and pick its fastest kernels (≈ 3× on a 1024² tile)
+    model.reshape({model.inputs[i]: ov.PartialShape(list(a.shape)) for i, a in enumerate(args)})
+    return model
+
+
 class OpenVinoTiles:
     """Per model and tile shape: the IR, and compiled sub-models (picture, norm k's input)."""
 
@@ -119,31 +145,8 @@ class OpenVinoTiles:
     def path(self, net: nn.Module, shape: tuple[int, int]) -> Path:
         return self.runner.folder(net) / f"tiles{FORMAT_VERSION}-{shape[0]}x{shape[1]}.xml"
 
-    def _export(self, net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
-        import openvino as ov
-
-        from totoshka.engine.backends import openvino as ovb
-
-        style = ovb.bound_style(net)
-        module = StatsAsInputs(ovb.exported_module(net), norms, style is not None)
-        args: list[Tensor] = [torch.rand(1, 3, *shape) * 255]
-        if style is not None:
-            args.append(style.clone())
-        for norm in norms:
-            c = norm.channels
-            args += [torch.zeros(1, c, 1, 1), torch.ones(1, c, 1, 1)]
-        with torch.no_grad(), quiet_export():
-            exported = torch.export.export(module, tuple(args))
-            model = ov.convert_model(exported)
-        # the converted inputs come out with dynamic shapes; static ones let OpenVINO
-        # plan memory once and pick its fastest kernels (≈ 3× on a 1024² tile)
-        model.reshape({model.inputs[i]: ov.PartialShape(list(a.shape)) for i, a in enumerate(args)})
-        with ovb._conversions_lock:
-            ovb.conversions += 1
-        return model
-
     def _model(self, net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
-        import openvino as ov
+        from totoshka.engine.backends.openvino import make_ir
 
         path = self.path(net, shape)
         core = self.runner.core
@@ -152,12 +155,8 @@ class OpenVinoTiles:
                 return core.read_model(str(path))
             except RuntimeError as exc:
                 log.warning("compiled model %s unreadable (%s); converting again", path, exc)
-        model = self._export(net, norms, shape)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.xml")
-        ov.save_model(model, str(tmp), compress_to_fp16=False)
-        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(tmp, path)
+        # in a child process: the export's leftovers (≈ 125 MB) leave with it
+        make_ir(path, {"kind": "tiles", "net": net, "norms": norms, "shape": shape})
         return core.read_model(str(path))
 
     def model(self, net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
