@@ -212,7 +212,9 @@ def run_row(spec: RowSpec) -> dict[str, Any]:
     np.save(spec.out, y.float().numpy())
     served = getattr(runner, "last_path", None) or getattr(runner, "name", spec.path)
     pixels = spec.width * spec.height
-    limit = getattr(runner, "max_pixels", None) or getattr(runner, "fallback", runner).max_pixels
+    # the runner that served (auto's choice): its own limit says whether it tiled
+    serving = getattr(runner, "last_runner", None) or runner
+    limit = getattr(serving, "max_pixels", None)
     if spec.path != REFERENCE and isinstance(limit, int) and pixels > limit:
         # Above the memory budget every runner tiles, each with its own engine
         # (OpenVINO runners fall back to eager tiles only on an error, which is logged).

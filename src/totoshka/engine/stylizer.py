@@ -50,13 +50,20 @@ class OwnStyle:
 
 
 def to_tensor(image: Image.Image) -> Tensor:
-    array = np.asarray(image.convert("RGB"), dtype=np.float32)
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    """float32 NCHW 0..255; one strided copy from the image's bytes (a GPU host
+    converts dozens of photos a second on its CPU, in parallel threads)."""
+    array = np.array(image.convert("RGB"))  # writable (np.asarray's view is not)
+    x = torch.empty((1, 3, array.shape[0], array.shape[1]), dtype=torch.float32)
+    x[0].copy_(torch.from_numpy(array).permute(2, 0, 1))
+    return x
 
 
 def to_image(x: Tensor) -> Image.Image:
-    array = x[0].clamp(0, 255).add(0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+    """Round to 8 bits and lay out as HWC in one strided copy."""
+    rounded = x[0].detach().cpu().clamp(0, 255).add_(0.5)
+    array = torch.empty((x.shape[2], x.shape[3], 3), dtype=torch.uint8)
+    array.copy_(rounded.permute(1, 2, 0))  # float -> uint8 truncates: round half up
+    return Image.fromarray(array.numpy(), "RGB")
 
 
 def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:

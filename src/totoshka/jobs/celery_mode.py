@@ -440,8 +440,9 @@ def run_worker(
 ) -> None:
     """Run a Celery worker in this process until it is stopped (``totoshka worker``).
 
-    ``concurrency`` = worker processes; by default one per two cores, like the
-    embedded pool's CPU executor, since each process runs one inference at a time.
+    ``concurrency`` = worker processes; by default one per two cores, since each
+    process runs one inference at a time. (Batching same-style jobs on one GPU
+    needs them in one process: that is the embedded pool's job, not Celery's.)
     """
     if config is not None:
         configure(config)
@@ -450,7 +451,7 @@ def run_worker(
     argv = [
         "worker",
         f"--queues={_config.queue}",
-        f"--concurrency={concurrency or default_cpu_workers()}",
+        f"--concurrency={concurrency or max(1, (os.cpu_count() or 1) // 2)}",
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",
         *(extra_args or []),

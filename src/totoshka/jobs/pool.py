@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,8 +70,11 @@ class WorkerQueue(Protocol):
 
 
 def default_cpu_workers() -> int:
-    """One inference thread per two cores (at least one)."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """As many inference threads as the engine wants photos in flight (one per two
+    cores on a CPU; enough for full batches on a GPU)."""
+    from totoshka.engine.backends.hardware import inference_threads
+
+    return inference_threads()
 
 
 def backoff_delay(failures: int, base: float, cap: float) -> float:

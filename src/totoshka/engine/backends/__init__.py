@@ -5,7 +5,8 @@ that always works (see `select_runner`).
 Names (`select_runner(name)`, `totoshka bench --paths`, the Stylizer's `backend`):
 
 - ``auto``: the measured fastest path for this machine that passes 35 dB against
-  eager fp32 on each model (OpenVINO bf16 on AMX/AVX512-BF16 CPUs; CUDA when a GPU is there);
+  eager fp32 on each model (OpenVINO bf16 on AMX/AVX512-BF16 CPUs; CUDA when a GPU is
+  there, with concurrent same-style jobs batched: `batching.BatchingRunner`);
 - ``best``: the same with a 50 dB floor;
 - ``eager`` / ``fp32`` / ``eager-fp32``: the reference;
 - ``torch-bf16``, ``openvino-bf16``, ``openvino-fp32``, ``cuda`` (fp16), ``cuda-bf16``,
@@ -73,7 +74,11 @@ def select_runner(name: str = "auto") -> Runner:
 
     best = name == "best"
     if cuda_available():
-        names = ["cuda-bf16"] if best else ["cuda", "cuda-bf16"]
+        # fp32 first: convolutions run on TF32 tensor cores (PyTorch's default for
+        # cuDNN) at 70-83 dB, and on an H100 fp16 was no faster (the instance norms'
+        # memory traffic, not the convolutions, bounds these networks): see
+        # benchmarks/results/NOTES.md. fp16 stays the fallback for older GPUs.
+        names = ["cuda-fp32"] if best else ["cuda-fp32", "cuda"]
     else:
         names = candidate_names(best)
     candidates = []
@@ -89,9 +94,21 @@ def select_runner(name: str = "auto") -> Runner:
         verdicts = compiled_root() / "verdicts.json"
     except ImportError:
         pass
-    return AutoRunner(
+    runner = AutoRunner(
         candidates,
         BEST_FLOOR_DB if best else DEFAULT_FLOOR_DB,
         name=name,
         verdict_file=verdicts,
     )
+    if cuda_available():
+        import torch
+
+        from totoshka.engine.backends.batching import BatchingRunner
+
+        # The CPU only converts pictures here, one per worker thread; torch's
+        # intra-op pool per thread would put cores × threads on the cores
+        # (measured on an H100 host with 16 cores: 11 photos/s instead of 30+).
+        torch.set_num_threads(1)
+        # concurrent jobs of one style and size share a GPU batch
+        return BatchingRunner(runner)  # type: ignore[return-value]
+    return runner

@@ -79,6 +79,7 @@ class AutoRunner:
         self._net_keys: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.last_path: str | None = None  # which path served the last call (bench, logs)
+        self.last_runner: Any = None
         if verdict_file is not None:
             try:
                 self._verdicts = json.loads(verdict_file.read_text())
@@ -88,10 +89,11 @@ class AutoRunner:
     def _key(self, net: nn.Module, runner: Any, x: Tensor) -> str:
         from totoshka.engine.backends.openvino import weights_key
 
+        keyed = getattr(net, "shared_network", net)  # style-bound nets share a verdict
         with self._lock:
-            key = self._net_keys.get(net)
+            key = self._net_keys.get(keyed)
             if key is None:
-                key = self._net_keys[net] = weights_key(net)
+                key = self._net_keys[keyed] = weights_key(keyed)
         return f"{key}/{runner.name}/{_variant(runner, x)}"
 
     def _save(self) -> None:
@@ -116,11 +118,12 @@ class AutoRunner:
         try:
             res = _variant(runner, x)
             calib = calibration_picture(x, res if isinstance(res, tuple) else (0, 0))
-            runner.run(net, calib)  # warm-up: compiles, converts
+            probe = getattr(net, "calibration_network", net)  # one picture, one style
+            runner.run(probe, calib)  # warm-up: compiles, converts
             t0 = time.perf_counter()
-            out = runner.run(net, calib)
+            out = runner.run(probe, calib)
             t1 = time.perf_counter()
-            ref = reference(net, calib)
+            ref = reference(probe, calib)
             t2 = time.perf_counter()
             verdict = {"psnr": round(psnr(out, ref), 2), "s": t1 - t0, "fp32_s": t2 - t1}
         except Exception as exc:  # a path that cannot run this model is no path for it
@@ -159,8 +162,15 @@ class AutoRunner:
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         runner = self.choose(net, x)
-        self.last_path = runner.name
+        self.last_path, self.last_runner = runner.name, runner
         return runner.run(net, x)
 
     def run_batch(self, net: nn.Module, xs: list[Tensor]) -> list[Tensor]:
+        """Same-size pictures go to the chosen path together (GPU batches)."""
+        if len(xs) > 1 and all(x.shape == xs[0].shape for x in xs):
+            runner = self.choose(net, xs[0])
+            self.last_path, self.last_runner = runner.name, runner
+            batched = getattr(runner, "run_batch", None)
+            if batched is not None:
+                return list(batched(net, xs))
         return [self.run(net, x) for x in xs]

@@ -72,3 +72,19 @@ def openvino_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def inference_threads() -> int:
+    """How many photos the engine wants in flight at once, one per worker thread.
+
+    On a CPU one inference already uses the cores (torch/OpenVINO thread pools),
+    so one thread per two cores keeps them busy without thrashing. On a GPU the
+    device is fed by batches that only form when several jobs wait at once, and
+    each thread's CPU work (decode, resize, encode) overlaps the device's: two
+    full batches' worth.
+    """
+    if cuda_available():
+        from totoshka.engine.backends.cuda import DEFAULT_MAX_BATCH
+
+        return max(cpu_info().cores // 2, 2 * DEFAULT_MAX_BATCH)
+    return max(1, cpu_info().cores // 2)

@@ -51,7 +51,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -264,6 +266,44 @@ class BoundTransfer(nn.Module):
         if vector.shape[1] != STYLE_DIM or not torch.isfinite(vector).all():
             raise ValueError(f"a style vector has {STYLE_DIM} finite numbers")
         self.register_buffer("style", vector)
+        self._single: tuple[BoundTransfer, ...] = ()
+
+    @classmethod
+    def _of(cls, transfer: nn.Module, styles: Tensor, single: tuple[BoundTransfer, ...]) -> Self:
+        bound = cls.__new__(cls)
+        nn.Module.__init__(bound)
+        bound.transfer = transfer
+        bound.register_buffer("style", styles)
+        bound._single = single
+        return bound
+
+    @property
+    def shared_network(self) -> nn.Module:
+        """What a fast path's quality verdict is kept for (`backends.auto`): own styles
+        bring a new vector for nearly every photo, and one calibration of the
+        transfer network serves them all, instead of one CPU reference per job.
+        It is also what a GPU keeps one copy of, and what batches share."""
+        return self.transfer
+
+    @property
+    def calibration_network(self) -> nn.Module:
+        """A one-vector network to calibrate a path with (a stacked one has N vectors)."""
+        return self._single[0] if self._single else self
+
+    @classmethod
+    def stacked(cls, nets: Sequence[BoundTransfer]) -> Self:
+        """One network for a batch in which picture i has `nets[i]`'s style vector.
+
+        The vector is an input of the transfer network, not a weight, so own-style
+        jobs of different users (same size) can share one GPU batch.
+        """
+        styles = torch.cat([n.style for n in nets])
+        return cls._of(nets[0].transfer, styles, (nets[0].calibration_network,))  # type: ignore[arg-type]
+
+    def with_shared(self, transfer: nn.Module) -> Self:
+        """This binding over another copy of the transfer network (e.g. the GPU's)."""
+        styles = self.style.to(next(transfer.parameters()).device)
+        return self._of(transfer, styles, self._single)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
