@@ -258,3 +258,28 @@ def test_purge_forgets_finished_jobs_only(queue: SQLiteJobQueue) -> None:
     assert queue.purge(older_than=time.time() + 1) == 1
     assert queue.get(done) is None and queue.job_state(done) == {}
     assert queue.get(queued) is not None
+
+
+def test_position_of_a_job_claimed_between_the_reads_is_none(tmp_path: Path) -> None:
+    """A worker may claim the job between the position query's reads: no place in line,
+    and never a StopIteration (an executor future cannot carry one: the caller hung)."""
+    path = tmp_path / "jobs.sqlite3"
+    queue, worker = SQLiteJobQueue(path), SQLiteJobQueue(path)
+    try:
+        job_id = queue.submit("alice", {"i": 0}).job_id
+        db = queue._conn()
+
+        class ClaimsAfterFirstRead:
+            calls = 0
+
+            def execute(self, *args: object) -> object:
+                self.calls += 1
+                if self.calls == 2:  # after reading the job as queued, before the users
+                    assert worker.claim("w", 60) is not None
+                return db.execute(*args)
+
+        assert SQLiteJobQueue._position(ClaimsAfterFirstRead(), job_id) is None  # type: ignore[arg-type]
+        assert queue.position(job_id) is None  # running now
+    finally:
+        queue.close()
+        worker.close()

@@ -273,7 +273,12 @@ class SQLiteJobQueue:
             " ORDER BY COALESCE(u.last_served, -1), MIN(j.seq)"
         ).fetchall()
         lengths = [int(u["n"]) for u in users]
-        user_index = next(i for i, u in enumerate(users) if u["user_key"] == me["user_key"])
+        # each SELECT reads its own snapshot: a worker may have claimed the job between
+        # the two (no place in line any more). A bare next() would raise StopIteration,
+        # which an executor future cannot carry: the awaiting job would hang for good.
+        user_index = next((i for i, u in enumerate(users) if u["user_key"] == me["user_key"]), None)
+        if user_index is None:
+            return None
         job_index = db.execute(
             "SELECT COUNT(*) FROM jobs WHERE user_key = ? AND state = 'queued'"
             " AND seq < (SELECT seq FROM jobs WHERE id = ?)",
