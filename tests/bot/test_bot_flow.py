@@ -276,12 +276,20 @@ async def test_cancel(one_worker_bot: RunningBot, new_user, client, photos, lang
     await user.wait_for_message(
         lambda m: m.text == t(lang, "status_queued", position=2), timeout=WAIT
     )
+    # the worker has taken the first job (it waits in getFile) before /cancel comes
+    await user.wait_for_message(
+        lambda m: (m.text or "").startswith(head(lang, "status_working")),
+        timeout=WAIT,
+        new_only=False,
+    )
     await user.send_command("cancel")
     answer = await user.wait_for_message(
         lambda m: (m.text or "").startswith(head(lang, "cancelled")), timeout=WAIT
     )
     # Normally both waiting jobs; on a very loaded machine one may have started.
-    n = next(n for n in (1, 2) if answer.text == t(lang, "cancelled", count=n))
+    counts = [n for n in (1, 2) if answer.text == t(lang, "cancelled", count=n)]
+    assert counts, f"unexpected answer to /cancel: {answer.text!r}"
+    n = counts[0]
     await user.wait_for_message(lambda m: m.photo, timeout=WAIT)  # the running one finishes
     await asyncio.sleep(0.5)
     messages = await user.messages()
