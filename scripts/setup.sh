@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Creates .venv and installs Totoshka into it. Idempotent; safe to re-run.
-#   bash scripts/setup.sh            # the bot, the CLI, the playground
-#   bash scripts/setup.sh test       # plus what the tests need
-# torch is installed first, pinned, so that nothing later pulls a CUDA build.
+#   bash scripts/setup.sh            # the bot, the CLI, the playground (requirements/run.txt)
+#   bash scripts/setup.sh test       # plus what the tests need (requirements/test.txt)
+# TOTOSHKA_VENV=DIR puts the environment elsewhere (CI builds a user's one beside its own).
+#
+# Every package comes from a lock file with sha256 hashes (pip-tools; refresh them
+# with `bash scripts/lock.sh`), so a machine set up next year gets the same working
+# set. torch is installed first, pinned (requirements/torch.txt), so that nothing
+# later pulls a CUDA build. `pip check` at the end fails loudly on a missing
+# dependency instead of leaving a path that falls back at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="fast"
-[ "${1:-}" = "test" ] && extras="fast,scale,test,dev"
+lock="requirements/run.txt"
+[ "${1:-}" = "test" ] && lock="requirements/test.txt"
+venv="${TOTOSHKA_VENV:-.venv}"
 PY="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+if [ ! -x "$venv/bin/python" ]; then
+  "$PY" -m venv "$venv"
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[${extras}]"
+pip=("$venv/bin/python" -m pip)
+"${pip[@]}" install --quiet --upgrade pip
+"${pip[@]}" install --quiet -r requirements/torch.txt
+"${pip[@]}" install --quiet --require-hashes -r "$lock"
+"${pip[@]}" install --quiet --no-deps -e .
+"${pip[@]}" check

@@ -3,13 +3,24 @@
 # Installs what the tests need, then runs the linter and the whole test suite.
 # Real checkpoints come from the offline mirror ../shared/models unless
 # TOTOSHKA_MODEL_MIRROR names another.
+#
+# First the users' environment: a fresh one, built exactly as the README's run
+# command builds .venv (scripts/setup.sh, no test extras), and a smoke test in it
+# (scripts/smoke_user_env.py: a real photo through the CLI and the bot, on the fast
+# path this CPU supports). The suite's own environment has more packages and cannot
+# see a dependency that only they bring in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export TOTOSHKA_MODEL_MIRROR="${TOTOSHKA_MODEL_MIRROR:-$(cd .. && pwd)/shared/models}"
+export TOTOSHKA_SHARED="${TOTOSHKA_SHARED:-$(cd .. && pwd)/shared}"
+user_env=build/user-env
+rm -rf "$user_env"
+TOTOSHKA_VENV="$user_env" bash scripts/setup.sh
+"$user_env/bin/python" scripts/smoke_user_env.py
+
 bash scripts/setup.sh test
 npm ci --silent --prefix tests/reference/tfjs
 bash scripts/install-browser.sh
 bash scripts/services.sh
-export TOTOSHKA_MODEL_MIRROR="${TOTOSHKA_MODEL_MIRROR:-$(cd .. && pwd)/shared/models}"
-export TOTOSHKA_SHARED="${TOTOSHKA_SHARED:-$(cd .. && pwd)/shared}"
 .venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/python -m pytest "$@"

@@ -96,8 +96,10 @@ class Settings(BaseSettings):
 
     @field_validator("bot_token")
     @classmethod
-    def _token_shape(cls, value: SecretStr) -> SecretStr:
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
         # Checked here so a typo is one clear line at start-up; the value is never echoed.
+        if value is None:  # only `InspectSettings` allows it
+            return value
         left, sep, right = value.get_secret_value().partition(":")
         if not (sep and left.isdigit() and right):
             raise ValueError("must look like 123456789:ABC... (the token from @BotFather)")
@@ -112,4 +114,13 @@ class Settings(BaseSettings):
 
     def token(self) -> str:
         """The raw token, for the few places that must send it (the HTTP session)."""
+        if self.bot_token is None:
+            raise ValueError("TOTOSHKA_BOT_TOKEN is not set")
         return self.bot_token.get_secret_value()
+
+
+class InspectSettings(Settings):
+    """The same settings with the token optional: `totoshka doctor` reports on a
+    machine before the operator has one (and then skips the Bot API check)."""
+
+    bot_token: SecretStr | None = None  # type: ignore[assignment]

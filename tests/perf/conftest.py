@@ -66,3 +66,21 @@ def magenta_net(shared_dir: Path) -> nn.Module:
 @pytest.fixture(scope="session")
 def nets(ml5_net: nn.Module, magenta_net: nn.Module) -> dict[str, nn.Module]:
     return {"ml5": ml5_net, "magenta": magenta_net}
+
+
+class TickClock:
+    """A clock for `AutoRunner(clock=...)` whose every reading is one second after the
+    last: each timed run then takes exactly 1 s, so whether a path is "slower than
+    eager fp32" never depends on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.fixture
+def ticks() -> TickClock:
+    return TickClock()

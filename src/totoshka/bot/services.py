@@ -12,7 +12,6 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import FSInputFile, InputMediaPhoto, Message
 from PIL import Image
 
+from totoshka.assets import sample_photo
 from totoshka.bot.delivery import JobPayload, telegram_call
 from totoshka.bot.texts import Texts, Translator
 from totoshka.config import Settings
@@ -224,8 +224,7 @@ class Gallery:
     def source_image() -> Image.Image:
         """The astronaut portrait, shipped in the package (384 px, from scikit-image's
         public-domain sample) so previews need no extra dependency."""
-        with resources.files("totoshka.bot").joinpath("assets/astronaut.jpg").open("rb") as fh:
-            return Image.open(fh).convert("RGB")
+        return sample_photo()
 
     def missing(self) -> list[str]:
         return [sid for sid, _ in self.styles if not self.path(sid).exists()]

@@ -12,7 +12,17 @@ from typing import Annotated
 import typer
 
 from totoshka import __version__
-from totoshka.cli import bench, emulator, models, own_style, playground, run, styles, stylize
+from totoshka.cli import (
+    bench,
+    doctor,
+    emulator,
+    models,
+    own_style,
+    playground,
+    run,
+    styles,
+    stylize,
+)
 from totoshka.cli.common import CliGroup
 
 app = typer.Typer(
@@ -56,6 +66,7 @@ app.command("worker")(run.worker)
 # --- other parts register their commands here, one line each, e.g. -----------------
 # app.command("bench")(bench.main)         app.add_typer(run.app, name="run")
 app.command("bench")(bench.bench)
+app.command("doctor")(doctor.doctor)
 own_style.register(styles.app)  # styles add --painting (stylize's own-style options: stylize.py)
 
 

@@ -16,6 +16,14 @@ from pydantic import ValidationError
 from totoshka.engine.errors import EngineError
 
 
+def settings_problem(exc: ValidationError) -> str:
+    """A settings error in one line, naming the variables (values are never echoed)."""
+    problems = "; ".join(
+        f"TOTOSHKA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+    )
+    return f"bad configuration: {problems}"
+
+
 def _settings(**overrides: Any) -> Any:
     from totoshka.config import Settings
 
@@ -23,11 +31,7 @@ def _settings(**overrides: Any) -> Any:
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"TOTOSHKA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise EngineError(f"bad configuration: {problems}") from None
+        raise EngineError(settings_problem(exc)) from None
 
 
 def run(
@@ -69,9 +73,28 @@ def worker(
     from totoshka.jobs.celery_mode import CeleryConfig, run_worker
 
     install_redaction(settings.token())
+    announce_inference(settings)
     run_worker(
         CeleryConfig.from_settings(settings),
         handler_factory="totoshka.bot.delivery:make_handler",
         concurrency=concurrency,
         loglevel=loglevel,
     )
+
+
+def announce_inference(settings: Any) -> None:
+    """The start-up inference line of a worker host, measured in a short-lived child:
+    Celery forks its pool from this process, and a forked OpenVINO or torch thread
+    pool is broken; the child also leaves the converted models on disk for them."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "totoshka.engine.diagnose"]
+    for flag, value in (
+        ("--cache-dir", settings.cache_dir),
+        ("--mirror", settings.model_mirror),
+        ("--data-dir", settings.data_dir),
+    ):
+        if value:
+            command += [flag, str(value)]
+    subprocess.run(command, check=False, stdin=subprocess.DEVNULL)

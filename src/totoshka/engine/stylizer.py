@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,6 +92,8 @@ class Stylizer:
         self._cache: OrderedDict[str, nn.Module] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
+        self._probe: Any = None
 
     def network(self, style_id: str) -> nn.Module:
         """The style's network, loaded once and kept while it is in use."""
@@ -108,6 +112,16 @@ class Stylizer:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return net
+
+    def startup_probe(self, style_ids: Sequence[str] = ()) -> Any:
+        """Warm the runner and measure it once per Stylizer (`diagnose.startup_probe`):
+        the line a bot or worker prints at start, and a warning if it falls back."""
+        with self._probe_lock:
+            if self._probe is None:
+                from totoshka.engine.diagnose import startup_probe
+
+                self._probe = startup_probe(self, style_ids)
+            return self._probe
 
     def stylize(
         self,

@@ -65,10 +65,21 @@ def _single(name: str) -> Runner:
     raise ValueError(f"unknown backend {name!r} (known: {', '.join(PATHS)})")
 
 
+def expected_path(best: bool = False) -> str:
+    """What `auto` (or `best`) should serve on this machine with every package installed."""
+    from totoshka.engine.backends.auto import supported_paths
+    from totoshka.engine.backends.hardware import cuda_available
+
+    if cuda_available():
+        return "cuda-fp32"
+    names = supported_paths(best)
+    return names[0] if names else "eager-fp32"
+
+
 def select_runner(name: str = "auto") -> Runner:
     if name not in ("auto", "best"):
         return _single(name)
-    from totoshka.engine.backends.auto import AutoRunner, candidate_names
+    from totoshka.engine.backends.auto import AutoRunner, supported_paths
     from totoshka.engine.backends.hardware import cuda_available
     from totoshka.engine.backends.quality import BEST_FLOOR_DB, DEFAULT_FLOOR_DB
 
@@ -80,13 +91,14 @@ def select_runner(name: str = "auto") -> Runner:
         # benchmarks/results/NOTES.md. fp16 stays the fallback for older GPUs.
         names = ["cuda-fp32"] if best else ["cuda-fp32", "cuda"]
     else:
-        names = candidate_names(best)
+        names = supported_paths(best)
     candidates = []
+    unavailable: dict[str, str] = {}
     for candidate in names:
         try:
             candidates.append(_single(candidate))
-        except ImportError:  # an optional dependency went missing: skip the path
-            continue
+        except ImportError as exc:  # an optional dependency is missing: say so, skip the path
+            unavailable[candidate] = f"{type(exc).__name__}: {exc}"
     verdicts = None
     try:
         from totoshka.engine.backends.openvino import compiled_root
@@ -99,6 +111,8 @@ def select_runner(name: str = "auto") -> Runner:
         BEST_FLOOR_DB if best else DEFAULT_FLOOR_DB,
         name=name,
         verdict_file=verdicts,
+        unavailable=unavailable,
+        expected=names[0] if names else "eager-fp32",
     )
     if cuda_available():
         import torch

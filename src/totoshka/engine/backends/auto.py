@@ -6,20 +6,27 @@ other x86 OpenVINO fp32; eager fp32 always last. On first use of a candidate
 for a model (and for each compiled variant of it), the candidate and eager fp32
 stylize a calibration picture cut from the photo being served: the candidate
 serves only if its PSNR reaches the floor (35 dB for `auto`, 50 dB for `best`)
-and it is not slower than fp32 there. A rejected candidate is logged with the
-reason and the next one is tried. Verdicts are kept per weights hash in
-`<cache>/compiled/verdicts.json`, so a restart does not check again.
+and it is not slower than fp32 there. Each is timed `TIMINGS` times, interleaved,
+and the minima are compared: one timing on a busy machine says more about the
+machine than about the path. A rejected candidate is logged with the reason and
+the next one is tried.
+
+Verdicts live in `<cache>/compiled/verdicts.json` (`verdicts.VerdictStore`): kept
+per environment (torch, OpenVINO, Totoshka and every installed package's version),
+rejections re-checked after a day. A path that could not even be built (its
+package missing) is remembered in `unavailable`, so `totoshka doctor` and the
+start-up line can say what to install.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +40,65 @@ from totoshka.engine.backends.quality import (
     psnr,
     reference,
 )
+from totoshka.engine.backends.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
 
 MIN_CALIBRATION_SIDE = 32
+TIMINGS = 3  # timed runs of the candidate and of fp32 each, interleaved; minima compared
+SLOWER_FACTOR = 1.5  # a candidate this much slower than fp32 (minimum against minimum) is out
 
 
-def candidate_names(best: bool = False) -> list[str]:
-    """The measured preference order for this CPU (see benchmarks/results)."""
+def supported_paths(best: bool = False) -> list[str]:
+    """The fast CPU paths this machine's instruction set makes worth having, best first,
+    whether or not their packages are installed (see benchmarks/results)."""
     names: list[str] = []
     fast_bf16 = cpu_info().fast_bf16
-    if openvino_available():
-        names.append("openvino-bf16" if fast_bf16 else "openvino-fp32")
-        if best and fast_bf16:
-            names.append("openvino-fp32")
+    names.append("openvino-bf16" if fast_bf16 else "openvino-fp32")
+    if best and fast_bf16:
+        names.append("openvino-fp32")
     if fast_bf16:
         names.append("torch-bf16")
     return names
 
 
+def candidate_names(best: bool = False) -> list[str]:
+    """`supported_paths` less those whose package is not installed."""
+    have_openvino = openvino_available()
+    return [n for n in supported_paths(best) if have_openvino or not n.startswith("openvino")]
+
+
+def fix_for(reason: str) -> str:
+    """What an operator can do about a rejected or unavailable path, in one line."""
+    missing = re.search(r"No module named '([\w.]+)'|import of ([\w.]+) halted", reason)
+    if missing:
+        package = (missing.group(1) or missing.group(2)).split(".")[0]
+        if package == "openvino":
+            return "install OpenVINO: bash scripts/setup.sh (or pip install 'totoshka[fast]')"
+        return f"install {package}: pip install {package} (bash scripts/setup.sh brings it)"
+    if "slower than eager" in reason:
+        return "timed on a busy machine? `totoshka doctor --recalibrate` measures again"
+    if "floor" in reason:
+        return "this path loses too much quality on this model; nothing to fix"
+    return "see the log; `totoshka doctor --recalibrate` tries again"
+
+
 def _variant(runner: Any, x: Tensor) -> Hashable:
     fn: Callable[[Tensor], Hashable] | None = getattr(runner, "variant", None)
     return fn(x) if fn is not None else None
+
+
+@dataclass(frozen=True)
+class PathReport:
+    """One candidate's standing for a model: serves, rejected (why, what to do), or unused."""
+
+    path: str
+    status: str  # "serves", "rejected", "unavailable", "not needed", "fallback"
+    reason: str | None = None
+    fix: str | None = None
+    psnr_db: float | None = None
+    s: float | None = None
+    fp32_s: float | None = None
 
 
 class AutoRunner:
@@ -67,24 +111,27 @@ class AutoRunner:
         *,
         name: str = "auto",
         verdict_file: Path | None = None,
+        verdicts: VerdictStore | None = None,
         max_pixels: int | str | None = BUDGET,
+        clock: Callable[[], float] = time.perf_counter,
+        unavailable: dict[str, str] | None = None,
+        expected: str | None = None,
     ) -> None:
         self.name = name
         self.candidates = candidates
         self.floor_db = floor_db
         self.fallback = EagerRunner(max_pixels=max_pixels)
-        self.verdict_file = verdict_file
-        self._verdicts: dict[str, dict[str, Any]] = {}
+        self.verdicts = verdicts if verdicts is not None else VerdictStore(verdict_file)
+        self.clock = clock
+        # paths this machine supports whose runner could not be built: name -> why
+        self.unavailable = dict(unavailable or {})
+        # the path this machine should serve when everything is installed (doctor, warnings)
+        self.expected = expected
         self._warned: set[str] = set()
         self._net_keys: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.last_path: str | None = None  # which path served the last call (bench, logs)
         self.last_runner: Any = None
-        if verdict_file is not None:
-            try:
-                self._verdicts = json.loads(verdict_file.read_text())
-            except (OSError, ValueError):
-                self._verdicts = {}
 
     def _key(self, net: nn.Module, runner: Any, x: Tensor) -> str:
         from totoshka.engine.backends.openvino import weights_key
@@ -96,22 +143,33 @@ class AutoRunner:
                 key = self._net_keys[keyed] = weights_key(keyed)
         return f"{key}/{runner.name}/{_variant(runner, x)}"
 
-    def _save(self) -> None:
-        if self.verdict_file is None:
-            return
-        try:
-            self.verdict_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.verdict_file.with_name(f".{self.verdict_file.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(self._verdicts, indent=1, sort_keys=True))
-            os.replace(tmp, self.verdict_file)
-        except OSError as exc:
-            log.warning("cannot save backend verdicts: %s", exc)
+    def _measure(self, runner: Any, probe: nn.Module, calib: Tensor) -> dict[str, Any]:
+        runner.run(probe, calib)  # warm-up: compiles, converts
+        ref = reference(probe, calib)
+        out: Tensor | None = None
+        times: list[float] = []
+        fp32_times: list[float] = []
+        for _ in range(TIMINGS):  # interleaved, so a busy spell hits both alike
+            t0 = self.clock()
+            out = runner.run(probe, calib)
+            t1 = self.clock()
+            reference(probe, calib)
+            t2 = self.clock()
+            times.append(t1 - t0)
+            fp32_times.append(t2 - t1)
+        assert out is not None
+        verdict: dict[str, Any] = {
+            "psnr": round(psnr(out, ref), 2),
+            "s": min(times),
+            "fp32_s": min(fp32_times),
+        }
+        verdict["rejected"] = verdict["s"] > SLOWER_FACTOR * verdict["fp32_s"]
+        return verdict
 
     def check(self, net: nn.Module, runner: Any, x: Tensor) -> dict[str, Any]:
         """Run (or recall) the calibration of `runner` on `net` for pictures like `x`."""
         key = self._key(net, runner, x)
-        with self._lock:
-            found = self._verdicts.get(key)
+        found = self.verdicts.get(key)
         if found is not None:
             return found
         verdict: dict[str, Any]
@@ -119,19 +177,20 @@ class AutoRunner:
             res = _variant(runner, x)
             calib = calibration_picture(x, res if isinstance(res, tuple) else (0, 0))
             probe = getattr(net, "calibration_network", net)  # one picture, one style
-            runner.run(probe, calib)  # warm-up: compiles, converts
-            t0 = time.perf_counter()
-            out = runner.run(probe, calib)
-            t1 = time.perf_counter()
-            ref = reference(probe, calib)
-            t2 = time.perf_counter()
-            verdict = {"psnr": round(psnr(out, ref), 2), "s": t1 - t0, "fp32_s": t2 - t1}
+            verdict = self._measure(runner, probe, calib)
         except Exception as exc:  # a path that cannot run this model is no path for it
-            verdict = {"psnr": 0.0, "error": f"{type(exc).__name__}: {exc}"[:300]}
-        with self._lock:
-            self._verdicts[key] = verdict
-            self._save()
-        return verdict
+            verdict = {"psnr": 0.0, "error": f"{type(exc).__name__}: {exc}"[:300], "rejected": True}
+        return self.verdicts.put(key, verdict)
+
+    def reason(self, verdict: dict[str, Any]) -> str | None:
+        """Why `verdict` keeps its path from serving under this runner's floor (None: it serves)."""
+        if "error" in verdict:
+            return str(verdict["error"])
+        if verdict["psnr"] < self.floor_db:
+            return f"{verdict['psnr']:.1f} dB is under the {self.floor_db:.0f} dB floor"
+        if verdict.get("s", 0.0) > SLOWER_FACTOR * verdict.get("fp32_s", float("inf")):
+            return "slower than eager fp32 on this machine"
+        return None
 
     def choose(self, net: nn.Module, x: Tensor) -> Any:
         if min(x.shape[-2:]) < MIN_CALIBRATION_SIDE:
@@ -140,17 +199,44 @@ class AutoRunner:
             handles = getattr(runner, "handles", None)
             if handles is not None and not handles(x):
                 continue
-            verdict = self.check(net, runner, x)
-            if "error" in verdict:
-                reason = verdict["error"]
-            elif verdict["psnr"] < self.floor_db:
-                reason = f"{verdict['psnr']:.1f} dB is under the {self.floor_db:.0f} dB floor"
-            elif verdict.get("s", 0.0) > 1.5 * verdict.get("fp32_s", float("inf")):
-                reason = "slower than eager fp32 on this machine"
-            else:
+            reason = self.reason(self.check(net, runner, x))
+            if reason is None:
                 return runner
             self._warn_once(net, runner, x, reason)
         return self.fallback
+
+    def explain(self, net: nn.Module, x: Tensor) -> list[PathReport]:
+        """Every path this machine supports, for `net` on pictures like `x`: which one
+        serves and why each one before it does not (what `totoshka doctor` shows)."""
+        reports: list[PathReport] = []
+        chosen = False
+        for name, why in self.unavailable.items():
+            reports.append(PathReport(name, "unavailable", why, fix_for(why)))
+        for runner in self.candidates:
+            if chosen:
+                reports.append(PathReport(runner.name, "not needed"))
+                continue
+            handles = getattr(runner, "handles", None)
+            if handles is not None and not handles(x):
+                reports.append(PathReport(runner.name, "rejected", "picture size not handled"))
+                continue
+            verdict = self.check(net, runner, x)
+            reason = self.reason(verdict)
+            if reason is None:
+                chosen = True
+            reports.append(
+                PathReport(
+                    runner.name,
+                    "serves" if reason is None else "rejected",
+                    reason,
+                    fix_for(reason) if reason else None,
+                    verdict.get("psnr"),
+                    verdict.get("s"),
+                    verdict.get("fp32_s"),
+                )
+            )
+        reports.append(PathReport(self.fallback.name, "not needed" if chosen else "serves"))
+        return reports
 
     def _warn_once(self, net: nn.Module, runner: Any, x: Tensor, reason: str) -> None:
         key = self._key(net, runner, x)
@@ -158,7 +244,13 @@ class AutoRunner:
             if key in self._warned:
                 return
             self._warned.add(key)
-        log.warning("backend %s not used for %s: %s", runner.name, type(net).__name__, reason)
+        log.warning(
+            "backend %s not used for %s: %s (fix: %s)",
+            runner.name,
+            type(net).__name__,
+            reason,
+            fix_for(reason),
+        )
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         runner = self.choose(net, x)

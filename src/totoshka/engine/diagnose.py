@@ -1,0 +1,263 @@
+"""What serves on this machine, measured: `totoshka doctor` and the start-up line.
+
+An operator who follows the README must be able to see, without reading logs,
+whether the fast path serves. Before this module existed a missing package
+(`packaging`, imported by OpenVINO's PyTorch front end) quietly turned every
+OpenVINO conversion off and `auto` served eager fp32 at a fifth of the speed.
+
+Both reports stylize the package's own sample photo (`totoshka.assets`) scaled to
+1280×960 — the bot's default output size — through the Stylizer's real runner,
+so what they say is what a job gets:
+
+- `startup_probe`: one built-in style, one warm-up and one timed run; a line
+  such as ``inference: openvino-bf16 (AMX), ml5 0.52 s at 1280×960`` and, when the
+  runner serves a slower path than the machine supports, one warning naming the
+  reason and the fix. Running it also warms the path (conversion, compilation)
+  before the first job.
+- `family_reports`: per family (ml5, pytorch, magenta) the runner that serves, its
+  steady time (the best of two runs), its PSNR against eager fp32 at that size,
+  and every candidate path with why it was rejected and how to fix it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from totoshka.assets import sample_photo
+from totoshka.engine.backends.auto import PathReport, fix_for
+from totoshka.engine.backends.hardware import cpu_info, cuda_available
+from totoshka.engine.backends.quality import psnr, reference
+from totoshka.engine.errors import EngineError
+
+PROBE_SIZE = (1280, 960)  # width, height: the bot's default output size
+FAMILY_ORDER = ("ml5", "pytorch", "magenta")
+PREFERRED_STYLE = "wave"
+
+
+def probe_picture(size: tuple[int, int] = PROBE_SIZE) -> Tensor:
+    """The sample photo covering `size` (scaled, centre-cropped), float32 NCHW 0..255."""
+    image = sample_photo()
+    w, h = size
+    scale = max(w / image.width, h / image.height)
+    scaled = image.resize(
+        (max(w, round(image.width * scale)), max(h, round(image.height * scale))),
+        Image.Resampling.BICUBIC,
+    )
+    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
+    array = np.asarray(scaled.crop((left, top, left + w, top + h)), dtype=np.float32)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def hardware_label() -> str:
+    """What makes the served path fast here, in a word or two (for the start-up line)."""
+    if cuda_available():
+        return torch.cuda.get_device_name(0)
+    flags = cpu_info().flags
+    if "amx_bf16" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    if "avx512f" in flags:
+        return "AVX-512"
+    if "avx2" in flags:
+        return "AVX2"
+    return cpu_info().model
+
+
+def _served(runner: Any) -> str:
+    return str(getattr(runner, "last_path", None) or getattr(runner, "name", "?"))
+
+
+def _paths(runner: Any, net: nn.Module, x: Tensor) -> list[PathReport]:
+    explain = getattr(runner, "explain", None)
+    return list(explain(net, x)) if explain is not None else []
+
+
+def fallback_warning(served: str, expected: str | None, paths: Sequence[PathReport]) -> str | None:
+    """One warning when a slower path serves than this machine supports (else None)."""
+    if expected is None or served == expected:
+        return None
+    why = next((p for p in paths if p.path == expected), None)
+    reason = why.reason if why is not None and why.reason else "not among the candidates"
+    fix = why.fix if why is not None and why.fix else fix_for(reason)
+    return (
+        f"inference falls back to {served}, slower than {expected} which this machine "
+        f"supports: {expected}: {reason}; fix: {fix}"
+    )
+
+
+@dataclass
+class StartupProbe:
+    line: str
+    warning: str | None = None
+    served_by: str | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class FamilyReport:
+    family: str
+    network: str
+    served_by: str | None = None
+    ms: float | None = None
+    psnr_db: float | None = None
+    eager_ms: float | None = None
+    paths: list[PathReport] = field(default_factory=list)
+    warning: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _timed(run: Callable[[], Tensor], clock: Callable[[], float]) -> tuple[Tensor, float]:
+    t0 = clock()
+    out = run()
+    return out, clock() - t0
+
+
+def startup_probe(
+    stylizer: Any,
+    style_ids: Sequence[str] = (),
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+) -> StartupProbe:
+    """Warm and measure the runner on one built-in style (`style_ids` first, ml5 wave
+    preferred); never raises: a probe that cannot run says why in its line."""
+    runner = stylizer.runner
+    try:
+        style_id = _pick_style(stylizer, style_ids)
+        net = stylizer.network(style_id)
+        family = stylizer.catalog.model(stylizer.catalog.style(style_id).model).family
+        x = probe_picture()
+        with torch.inference_mode():
+            runner.run(net, x)  # converts and compiles on a cold cache
+            _, seconds = _timed(lambda: runner.run(net, x), clock)
+        served = _served(runner)
+        paths = _paths(runner, net, x)
+    except Exception as exc:
+        return StartupProbe(f"inference: not measured ({type(exc).__name__}: {exc})"[:300])
+    w, h = PROBE_SIZE
+    line = f"inference: {served} ({hardware_label()}), {family} {seconds:.2f} s at {w}×{h}"
+    warning = fallback_warning(served, getattr(runner, "expected", None), paths)
+    return StartupProbe(line, warning, served, seconds)
+
+
+def _pick_style(stylizer: Any, style_ids: Sequence[str]) -> str:
+    catalog = stylizer.catalog
+    builtin = [s.id for s in catalog.styles() if catalog.model(s.model).family != "magenta"]
+    ordered = [s for s in style_ids if s in builtin] or builtin
+    if not ordered:
+        raise EngineError("no built-in style in the catalog")
+    if PREFERRED_STYLE in ordered:
+        return PREFERRED_STYLE
+    return ordered[0]
+
+
+def family_reports(
+    stylizer: Any,
+    *,
+    quality: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[FamilyReport]:
+    """One report per model family whose weights are present (nothing is downloaded)."""
+    catalog, store = stylizer.catalog, stylizer.store
+    reports: list[FamilyReport] = []
+    x = probe_picture()
+    for family in FAMILY_ORDER:
+        models = [m for m in catalog.models() if m.family == family and store.is_present(m)]
+        if not models:
+            continue
+        try:
+            net, name = _family_network(stylizer, family, models)
+        except Exception as exc:
+            reports.append(FamilyReport(family, "?", error=f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        reports.append(_report(stylizer.runner, family, name, net, x, quality, clock))
+    return reports
+
+
+def _family_network(stylizer: Any, family: str, models: list[Any]) -> tuple[nn.Module, str]:
+    catalog = stylizer.catalog
+    if family == "magenta":
+        from totoshka.engine.models import magenta
+        from totoshka.engine.own_style import painting_crops, predict_vector
+
+        folder = stylizer.store.ensure(models[0])
+        predictor = magenta.load_predictor(magenta.model_files(folder)[0])
+        vector = predict_vector(predictor, painting_crops(sample_photo()))
+        return magenta.load_bound(folder, vector), "own style (a painting's vector)"
+    ids = [s.id for m in models for s in catalog.styles_of(m.id)]
+    style_id = PREFERRED_STYLE if PREFERRED_STYLE in ids else ids[0]
+    return stylizer.network(style_id), style_id
+
+
+def _report(
+    runner: Any,
+    family: str,
+    name: str,
+    net: nn.Module,
+    x: Tensor,
+    quality: bool,
+    clock: Callable[[], float],
+) -> FamilyReport:
+    report = FamilyReport(family, name)
+    try:
+        with torch.inference_mode():
+            runner.run(net, x)  # warm-up
+            out, first = _timed(lambda: runner.run(net, x), clock)
+            _, second = _timed(lambda: runner.run(net, x), clock)
+            report.served_by = _served(runner)
+            report.ms = round(1000 * min(first, second), 1)
+            if quality:
+                ref, eager_s = _timed(lambda: reference(net, x), clock)
+                report.psnr_db = round(min(psnr(out, ref), 999.0), 1)
+                report.eager_ms = round(1000 * eager_s, 1)
+        report.paths = _paths(runner, net, x)
+        report.warning = fallback_warning(
+            report.served_by, getattr(runner, "expected", None), report.paths
+        )
+    except Exception as exc:
+        report.error = f"{type(exc).__name__}: {exc}"[:300]
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m totoshka.engine.diagnose``: the start-up line of a process that must
+    not hold torch or OpenVINO itself (a Celery worker's parent forks its children:
+    threads of a compiled model do not survive a fork). Warms the disk caches the
+    children then read (IRs, calibration verdicts)."""
+    import argparse
+    import sys
+
+    from totoshka.engine.catalog import load_catalog
+    from totoshka.engine.store import ModelStore
+    from totoshka.engine.stylizer import Stylizer
+
+    parser = argparse.ArgumentParser(prog="python -m totoshka.engine.diagnose")
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--mirror")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--style", action="append", default=[])
+    args = parser.parse_args(argv)
+    catalog = load_catalog(args.data_dir) if args.data_dir else load_catalog()
+    store = ModelStore(
+        cache_dir=args.cache_dir, mirror=args.mirror, data_dir=args.data_dir, catalog=catalog
+    )
+    probe = Stylizer(catalog, store).startup_probe(args.style)
+    print(probe.line, file=sys.stderr, flush=True)
+    if probe.warning:
+        print(f"warning: {probe.warning}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
