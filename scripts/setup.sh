@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs Totoshka into it. Idempotent; safe to re-run.
 #   bash scripts/setup.sh            # the bot, the CLI, the playground (requirements/run.txt)
+#   bash scripts/setup.sh scale      # plus Celery and Redis for scale-out (requirements/scale.txt)
 #   bash scripts/setup.sh test       # plus what the tests need (requirements/test.txt)
 # TOTOSHKA_VENV=DIR puts the environment elsewhere (CI builds a user's one beside its own).
 #
@@ -11,8 +12,12 @@
 # dependency instead of leaving a path that falls back at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lock="requirements/run.txt"
-[ "${1:-}" = "test" ] && lock="requirements/test.txt"
+case "${1:-}" in
+  "") lock="requirements/run.txt" ;;
+  scale) lock="requirements/scale.txt" ;;
+  test) lock="requirements/test.txt" ;;
+  *) echo "usage: bash scripts/setup.sh [scale|test]" >&2; exit 2 ;;
+esac
 venv="${TOTOSHKA_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then

@@ -220,3 +220,24 @@ def test_emulator_busy_port_is_a_one_line_error() -> None:
         port = busy.getsockname()[1]
         result = run("emulator", "--port", str(port))
     assert_one_line_error(result, 1, f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    ("env", "module"),
+    [
+        ({"TOTOSHKA_JOBS_BACKEND": "celery"}, "celery"),
+        ({"TOTOSHKA_REDIS_URL": "redis://127.0.0.1:6379/9"}, "redis"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_scale_out_without_its_packages_is_one_line(
+    env: dict[str, str], module: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default install has no Celery or Redis client: say which command installs them."""
+    monkeypatch.setenv("TOTOSHKA_BOT_TOKEN", "123:abc")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setitem(sys.modules, module, None)
+    result = run(command)
+    assert_one_line_error(result, 1, f"needs the {module} package")
+    assert "bash scripts/setup.sh scale" in result.stderr

@@ -24,14 +24,38 @@ def settings_problem(exc: ValidationError) -> str:
     return f"bad configuration: {problems}"
 
 
+SCALE_FIX = "bash scripts/setup.sh scale (or pip install 'totoshka[scale]')"
+
+
+def require_packages(settings: Any) -> None:
+    """Celery mode and Redis state need the scale-out packages, which the default
+    install leaves out: say so in one line, with the command that fixes it."""
+    import importlib
+
+    needed = []
+    if settings.jobs_backend == "celery":
+        needed += [("celery", "TOTOSHKA_JOBS_BACKEND=celery"), ("redis", "Celery mode")]
+    if settings.redis_url:
+        needed.append(("redis", "TOTOSHKA_REDIS_URL"))
+    for module, why in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise EngineError(
+                f"{why} needs the {module} package: install it with {SCALE_FIX}"
+            ) from None
+
+
 def _settings(**overrides: Any) -> Any:
     from totoshka.config import Settings
 
     values = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         raise EngineError(settings_problem(exc)) from None
+    require_packages(settings)
+    return settings
 
 
 def run(
