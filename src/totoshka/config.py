@@ -68,13 +68,16 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="totoshka:fsm", description="Key prefix in Redis.")
 
     # Pictures.
+    # Bounds: a result photo goes by sendPhoto (Telegram: width + height ≤ 10000, so a
+    # longest side of 5000 fits any shape); the full-resolution file is a JPEG
+    # document (the format stops at 65500 a side; 16384 is already 1 GB to paint).
     default_output_size: int = Field(
-        default=1280, ge=0, description="Longest side of a result; 0 = full size."
+        default=1280, ge=0, le=5000, description="Longest side of a result; 0 = full size."
     )
     full_output_cap: int = Field(
-        default=4096, ge=256, description="Longest side for 'full resolution' results."
+        default=4096, ge=256, le=16384, description="Longest side for 'full resolution' results."
     )
-    preview_size: int = Field(default=384, ge=64)
+    preview_size: int = Field(default=384, ge=64, le=1280)
     model_mirror: str | None = Field(
         default=None, description="A folder or URL prefix laid out like ../shared/models."
     )

@@ -123,11 +123,12 @@ def encode_jpeg(image: Image.Image, quality: int = 92) -> bytes:
     return encode_image(image, "jpeg", quality)
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode through the engine's imageio (limits, EXIF, colour profiles)."""
+def decode_image(data: bytes, max_side: int | None = None) -> Image.Image:
+    """Decode through the engine's imageio (limits, EXIF, colour profiles); a JPEG at
+    the smallest scale that still covers `max_side`."""
     from totoshka.engine import imageio
 
-    return imageio.load_image(data)
+    return imageio.load_image(data, max_side=max_side)
 
 
 def reason_key(error: BaseException) -> str:
@@ -257,13 +258,13 @@ class Delivery:
         stylizer = await self.stylizer(ctx)
         clock = time.perf_counter
         t0 = clock()
-        photo = await self.fetch_image(job.photo, ctx)
+        max_side = job.max_side if job.max_side else self.full_output_cap
+        photo = await self.fetch_image(job.photo, ctx, max_side)
         t1 = clock()
         if job.style is not None:
             style: Any = job.style
         else:
             style = await self.own_style(job, stylizer, ctx)
-        max_side = job.max_side if job.max_side else self.full_output_cap
         result: Image.Image = await ctx.run_blocking(
             lambda: stylizer.stylize(
                 photo,
@@ -329,7 +330,7 @@ class Delivery:
             what="sendDocument",
         )
 
-    async def fetch_image(self, file_id: str, ctx: Any) -> Image.Image:
+    async def fetch_image(self, file_id: str, ctx: Any, max_side: int | None = None) -> Image.Image:
         """getFile + download, refusing files over the Bot API's 20 MB before fetching."""
         try:
             file = await telegram_call(
@@ -350,7 +351,7 @@ class Delivery:
             return buffer.getvalue()
 
         data = await telegram_call(download, retries=self.retries, what="download")
-        return await ctx.run_blocking(decode_image, data)
+        return await ctx.run_blocking(decode_image, data, max_side)
 
     async def own_style(self, job: JobPayload, stylizer: Any, ctx: Any) -> Any:
         from totoshka.engine.stylizer import OwnStyle

@@ -118,7 +118,7 @@ def stylize(
                 bar.update(task, description=path.name)
             target = output or output_path(path, label, fmt_name, out_dir)
             try:
-                photo = load_image(path)
+                photo = load_image(path, max_side=max_side)
                 painting = stylizer.stylize(
                     photo,
                     picked,

@@ -1,10 +1,22 @@
 """Pictures in and out: decode safely, hand the engine plain sRGB RGB.
 
 `load_image` checks the byte size, then opens the file *header only* and checks
-the pixel count before anything is decoded, so a 30000x30000 PNG bomb is refused
-in microseconds without allocating its 2.7 GB. Then it decodes the first frame,
-applies the EXIF orientation, converts the colour mode (16-bit, palette, CMYK,
-alpha composited on white) and converts an embedded ICC profile to sRGB.
+the pixel count and what the decode would cost (`image_guard`: memory, JPEG scans
+and data, run-length BMPs, TIFF tiles) before anything is decoded, so a
+30000x30000 PNG bomb is refused in microseconds without allocating its 2.7 GB.
+Then it decodes the first frame — a JPEG at the smallest DCT scale that still
+covers `max_side`, when the caller says what size it needs — applies the EXIF
+orientation, converts the colour mode (16-bit, palette, CMYK, alpha composited on
+white) and converts an embedded ICC profile to sRGB.
+
+It is the one boundary between files and the engine: whatever Pillow, libjpeg or
+numpy raise in there (OverflowError from a malformed tag, MemoryError, …) leaves it
+as an `ImageError` with a one-line message, so a file that can never decode is
+answered once and never retried.
+
+Truncated files are refused, except a JPEG whose missing tail is at most
+`TRUNCATED_JPEG_TAIL` of its rows (a download cut just short of the end): it is
+decoded with the missing rows filled, as libjpeg does.
 
 `encode_image` writes JPEG or PNG with no metadata at all (no EXIF, no GPS, no
 ICC: untagged means sRGB).
@@ -13,6 +25,7 @@ ICC: untagged means sRGB).
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
+from totoshka.engine import image_guard
 from totoshka.engine.errors import ImageError, ImageTooLargeError
 
 MAX_BYTES = 25 * 1024 * 1024  # above Telegram's 20 MB file limit for bots
@@ -27,6 +41,10 @@ MAX_PIXELS = 50_000_000  # 50 MP: any phone photo, refused before decoding above
 # Pillow plugins tried when opening (a camera's MPO comes through the JPEG one).
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 WHITE = (255, 255, 255)
+MAX_ICC_BYTES = 4 * 1024 * 1024  # real profiles are a few KB; a bigger "profile" is ignored
+TRUNCATED_JPEG_TAIL = 0.02  # a JPEG missing at most 2% of its rows is kept, filled
+JPEG_MAX_SIDE = 65_500  # the format's own limit (libjpeg refuses more)
+HIGH_DEPTH_BAND_PIXELS = 1 << 20  # pixels per band when converting 16-bit/float pictures
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a photo
 
@@ -40,10 +58,32 @@ def load_image(
     *,
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
+    max_side: int | None = None,
 ) -> Image.Image:
-    """Decode `data` (bytes or a path) into an sRGB RGB image, or raise ImageError."""
+    """Decode `data` (bytes or a path) into an sRGB RGB image, or raise ImageError.
+
+    `max_side`: the longest side the caller will use; a JPEG is then decoded at the
+    smallest scale (1/2, 1/4, 1/8) that still covers it — the result may be larger
+    than `max_side`, never smaller (callers resize).
+    """
+    try:
+        return _load(data, max_bytes, max_pixels, max_side)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageTooLargeError("the image needs too much memory to decode") from None
+    except Exception as exc:  # the boundary: nothing else leaves the decoder
+        raise ImageError(f"the image cannot be decoded ({_first_line(exc)})") from None
+
+
+def _load(
+    data: bytes | Path | str, max_bytes: int, max_pixels: int, max_side: int | None
+) -> Image.Image:
     raw = _read_bytes(data, max_bytes)
     img = _open_header(raw, max_pixels)
+    image_guard.check_header(img, raw)
+    if max_side is not None and img.format in ("JPEG", "MPO"):
+        _draft(img, max_side)
     try:
         img.seek(0)  # GIF/WebP/TIFF: the first frame
         img.load()
@@ -51,10 +91,50 @@ def load_image(
         raise ImageTooLargeError("the image has too many pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         if "truncated" in str(exc) or isinstance(exc, EOFError):
-            raise ImageError("the image file is truncated or damaged") from None
-        raise ImageError(f"the image cannot be decoded ({_first_line(exc)})") from None
+            if img.format in ("JPEG", "MPO"):
+                img = _truncated_jpeg(raw, max_pixels, max_side)
+            else:
+                raise ImageError("the image file is truncated or damaged") from None
+        else:
+            raise ImageError(f"the image cannot be decoded ({_first_line(exc)})") from None
     icc = img.info.get("icc_profile")
-    return to_srgb_rgb(_upright(img), icc)
+    if not isinstance(icc, (bytes, bytearray)) or len(icc) > MAX_ICC_BYTES:
+        icc = None  # a malformed tag (an integer, say) or an absurd size: treat as sRGB
+    return to_srgb_rgb(_upright(img), bytes(icc) if icc else None)
+
+
+def _draft(img: Image.Image, max_side: int) -> None:
+    """Let libjpeg decode at a reduced DCT scale that still covers `max_side`."""
+    scale = max_side / max(img.size)
+    if scale < 1.0:
+        w, h = img.size
+        img.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))
+
+
+def _truncated_jpeg(raw: bytes, max_pixels: int, max_side: int | None) -> Image.Image:
+    """A JPEG cut short: decode it with an end marker added (libjpeg fills what is
+    missing with flat grey) and keep it only if the grey tail is a few rows."""
+    img = _open_header(raw + b"\xff\xd9", max_pixels)
+    if max_side is not None:
+        _draft(img, max_side)
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError):
+        raise ImageError("the image file is truncated or damaged") from None
+    missing = _grey_tail_rows(img) / img.height
+    if missing > TRUNCATED_JPEG_TAIL:
+        raise ImageError(f"the image file is truncated ({missing:.0%} of it is missing)")
+    return img
+
+
+def _grey_tail_rows(img: Image.Image) -> int:
+    """How many bottom rows are libjpeg's fill for missing data (exactly mid-grey)."""
+    a = np.asarray(img.convert("L") if img.mode not in ("L", "RGB") else img)
+    rows = a.reshape(a.shape[0], -1)
+    grey = np.all(np.abs(rows.astype(np.int16) - 128) <= 1, axis=1)
+    if not grey[-1]:
+        return 0
+    return int(len(grey) - np.flatnonzero(~grey)[-1] - 1) if (~grey).any() else len(grey)
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -134,7 +214,9 @@ def to_srgb_rgb(img: Image.Image, icc: bytes | None = None) -> Image.Image:
     elif mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in img.info
         img = img.convert("RGBA" if has_alpha else "RGB")
-    elif mode in ("LA", "La", "RGBa"):
+    elif mode == "La":  # premultiplied: Pillow converts it to LA only
+        img = img.convert("LA").convert("RGBA")
+    elif mode in ("LA", "RGBa"):
         img = img.convert("RGBA")
     mode = img.mode
     if mode == "RGBA":
@@ -155,19 +237,27 @@ def to_srgb_rgb(img: Image.Image, icc: bytes | None = None) -> Image.Image:
 
 
 def _high_depth_to_l(img: Image.Image) -> Image.Image:
-    """16-bit (and 32-bit int / float) greyscale → 8-bit L, scaled, not clipped."""
-    a = np.asarray(img)
-    if a.dtype.byteorder == ">" or img.mode == "I;16B":
-        a = a.astype(a.dtype.newbyteorder("="))
-    a = a.astype(np.float64)
+    """16-bit (and 32-bit int / float) greyscale → 8-bit L, scaled, not clipped.
+
+    Band by band (crops of `HIGH_DEPTH_BAND_PIXELS`) in float32: a whole-picture
+    float64 copy of a 50 MP 16-bit PNG took 1.6 GB (issue 16); a band is a few MB."""
+    _lo, hi = img.getextrema()
     if img.mode == "F":
-        peak = 1.0 if a.size and np.nanmax(a) <= 1.0 else 255.0
-    elif img.mode.startswith("I;16") or (a.size and a.max() > 255):
+        peak = 1.0 if hi <= 1.0 else 255.0  # NaN compares False: scaled as 0..255
+    elif img.mode.startswith("I;16") or hi > 255:
         peak = 65535.0
     else:
         peak = 255.0
-    a = np.nan_to_num(a * (255.0 / peak)).clip(0, 255).round().astype(np.uint8)
-    return Image.fromarray(a, "L")
+    w, h = img.size
+    out = np.empty((h, w), dtype=np.uint8)
+    band = max(1, HIGH_DEPTH_BAND_PIXELS // max(1, w))
+    for top in range(0, h, band):
+        rows = np.asarray(img.crop((0, top, w, min(h, top + band))))
+        if rows.dtype.byteorder == ">":
+            rows = rows.astype(rows.dtype.newbyteorder("="))
+        scaled = rows.astype(np.float32) * np.float32(255.0 / peak)
+        out[top : top + band] = np.nan_to_num(scaled).clip(0, 255).round()
+    return Image.fromarray(out, "L")
 
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -198,15 +288,27 @@ def encode_image(img: Image.Image, fmt: str = "jpeg", quality: int = 92) -> byte
     fmt = fmt.lower()
     if fmt in ("jpg", "jpeg"):
         pil_format, options = "JPEG", {"quality": int(quality), "optimize": True}
+        if max(img.size) > JPEG_MAX_SIDE:
+            raise ImageError(
+                f"a JPEG side is at most {JPEG_MAX_SIDE} pixels ({img.width}x{img.height}): "
+                "use PNG or a smaller size"
+            )
     elif fmt == "png":
         pil_format, options = "PNG", {"optimize": False, "compress_level": 6}
     else:
         raise ImageError(f"unsupported output format {fmt!r} (use jpeg or png)")
     if not 1 <= int(quality) <= 100:
         raise ImageError("quality must be between 1 and 100")
-    rgb = img.convert("RGB") if img.mode != "RGB" else img
-    clean = Image.new("RGB", rgb.size)  # a fresh image: no info, no EXIF, no ICC
-    clean.paste(rgb)
-    buf = io.BytesIO()
-    clean.save(buf, pil_format, **options)
+    try:
+        rgb = img.convert("RGB") if img.mode != "RGB" else img
+        clean = Image.new("RGB", rgb.size)  # a fresh image: no info, no EXIF, no ICC
+        clean.paste(rgb)
+        buf = io.BytesIO()
+        clean.save(buf, pil_format, **options)
+    except MemoryError:
+        raise ImageTooLargeError("the picture needs too much memory to encode") from None
+    except Exception as exc:  # the boundary, as in load_image
+        raise ImageError(
+            f"the picture cannot be encoded as {pil_format} ({_first_line(exc)})"
+        ) from None
     return buf.getvalue()
