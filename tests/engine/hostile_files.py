@@ -143,3 +143,25 @@ def jpeg_claiming_bigger(claimed: int = 7071, real: int = 16) -> bytes:
             data[i + 5 : i + 9] = struct.pack(">HH", claimed, claimed)
             return bytes(data)
         i += 2 + length
+
+
+def tiff_declares_more_than_it_holds(width: int = 8, height: int = 5_963_784) -> bytes:
+    """Found by the fuzzer: a 1-bit TIFF of about 200 bytes declaring 47.7 MP, with one
+    16-row raw strip; Pillow decodes the rest as zeros, and the picture cost 660 MB."""
+    entries = [
+        (256, 4, 1, width),  # ImageWidth
+        (257, 4, 1, height),  # ImageLength
+        (258, 3, 1, 1),  # BitsPerSample: 1
+        (259, 3, 1, 1),  # Compression: none
+        (262, 3, 1, 0),  # Photometric: white is zero
+        (273, 4, 1, 0),  # StripOffsets: patched below
+        (277, 3, 1, 1),  # SamplesPerPixel
+        (278, 4, 1, 16),  # RowsPerStrip
+        (279, 4, 1, 16),  # StripByteCounts
+    ]
+    ifd = struct.pack("<H", len(entries))
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHII", tag, kind, count, data_offset if tag == 273 else value)
+    ifd += struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(16)

@@ -46,6 +46,11 @@ CASES: dict[str, tuple[Callable[[], bytes], object]] = {
     "tiff-16384-tile": (hf.tiff_huge_tile, (ImageError, "tiles")),
     "webp-animated-canvas": (hf.animated_webp_huge_canvas, (ImageTooLargeError, "MB to decode")),
     "jpeg-claims-7071": (hf.jpeg_claiming_bigger, (ImageError, "most of the picture is missing")),
+    # found by tests/fuzz (a short run hit libFuzzer's 1.5 GB limit on it)
+    "tiff-raw-47mp-in-200-bytes": (
+        hf.tiff_declares_more_than_it_holds,
+        (ImageError, "most of the picture is missing"),
+    ),
 }
 
 

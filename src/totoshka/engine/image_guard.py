@@ -15,7 +15,11 @@ what any camera or editor writes:
 - BMP: run-length compressed files (Pillow decodes them in pure Python, a byte
   at a time) up to `MAX_RLE_BMP_PIXELS`;
 - TIFF: a tile no larger than `max(the picture, 1024²)` (a 1×1 TIFF declaring one
-  16384² tile made the decoder allocate 800 MB).
+  16384² tile made the decoder allocate 800 MB);
+- every format whose compression has a bounded ratio: the declared pixels must fit
+  in the file at that ratio (`MAX_RATIO`: deflate cannot expand more than 1032:1,
+  LZW about 2730:1, uncompressed data not at all). A 204-byte TIFF declaring
+  8×5963784 pixels, which the fuzzer found, holds 0.003% of its data.
 
 Refusing by structure rather than by a decode in a killable child keeps the
 common path as fast as before and gives the user a reason; the known slow and
@@ -46,6 +50,27 @@ def mode_bytes(mode: str) -> int:
     return _MODE_BYTES.get(mode, 4)
 
 
+# How many decoded bytes one file byte can become, at most, by compression (with
+# slack for headers): zlib/deflate's own bound is 1032:1, GIF/TIFF LZW ≈ 2730:1,
+# PackBits 128:2. CCITT fax (1-bit pages) and WebP are left unbounded here.
+_DEFLATE, _LZW, _RAW = 1100.0, 3000.0, 1.05
+MAX_RATIO = {"PNG": _DEFLATE, "GIF": _LZW}
+_TIFF_RATIO = {1: _RAW, 5: _LZW, 8: _DEFLATE, 32946: _DEFLATE, 32773: 70.0}
+_BITS = {"1": 1, "L": 8, "P": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "LA": 16, "RGB": 24}
+
+
+def _declared_bytes(img: Image.Image) -> float:
+    return img.width * img.height * _BITS.get(img.mode, 32) / 8
+
+
+def _ratio_check(img: Image.Image, raw: bytes, ratio: float) -> None:
+    if _declared_bytes(img) > ratio * len(raw):
+        raise ImageError(
+            f"the {img.format} says it is {img.width}x{img.height} but holds only "
+            f"{len(raw)} bytes: most of the picture is missing"
+        )
+
+
 def check_header(img: Image.Image, raw: bytes) -> None:
     """Refuse what would cost too much to decode; `img` is opened, not loaded."""
     w, h = img.size
@@ -60,6 +85,8 @@ def check_header(img: Image.Image, raw: bytes) -> None:
     check = _BY_FORMAT.get(img.format or "")
     if check is not None:
         check(img, raw)
+    if img.format in MAX_RATIO:
+        _ratio_check(img, raw, MAX_RATIO[img.format])
 
 
 def _webp_animated(raw: bytes) -> bool:
@@ -86,6 +113,8 @@ def _jpeg(img: Image.Image, raw: bytes) -> None:
 
 def _bmp(img: Image.Image, raw: bytes) -> None:
     compression = struct.unpack_from("<I", raw, 30)[0] if len(raw) >= 34 else 0
+    if compression in (0, 3):  # uncompressed (3: bit fields): the pixels are in the file
+        _ratio_check(img, raw, _RAW)
     if compression in (1, 2) and img.width * img.height > MAX_RLE_BMP_PIXELS:
         raise ImageError(
             f"run-length compressed BMPs are read up to {MAX_RLE_BMP_PIXELS / 1e6:.0f} MP "
@@ -96,6 +125,9 @@ def _bmp(img: Image.Image, raw: bytes) -> None:
 def _tiff(img: Image.Image, raw: bytes) -> None:
     tags = getattr(img, "tag_v2", {})
     tile_w, tile_h = tags.get(322), tags.get(323)
+    compression = tags.get(259, 1)
+    if isinstance(compression, int) and compression in _TIFF_RATIO:
+        _ratio_check(img, raw, _TIFF_RATIO[compression])
     tiles = isinstance(tile_w, int) and isinstance(tile_h, int)
     if tiles and tile_w * tile_h > max(img.width * img.height, 1024 * 1024):
         raise ImageError(
