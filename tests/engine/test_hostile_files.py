@@ -189,3 +189,15 @@ def test_cli_refuses_in_one_line(name: str, tmp_path: Path, mirror_env: Path) ->
 
 def test_errors_stay_in_the_family() -> None:
     assert issubclass(ImageError, EngineError) and issubclass(ImageTooLargeError, ImageError)
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, 2**62, 4294967295])
+def test_cli_paints_a_tiff_with_a_numeric_icc_tag(
+    value: int, tmp_path: Path, mirror_env: Path
+) -> None:
+    path = tmp_path / "odd.tif"
+    path.write_bytes(hf.tiff_with_integer_icc(value))
+    out = tmp_path / "odd.wave.png"
+    result = CliRunner().invoke(app, ["stylize", str(path), "--style", "wave", "-o", str(out)])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert Image.open(out).size == (8, 8)
