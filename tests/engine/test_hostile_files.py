@@ -205,3 +205,17 @@ def test_cli_paints_a_tiff_with_a_numeric_icc_tag(
     result = CliRunner().invoke(app, ["stylize", str(path), "--style", "wave", "-o", str(out)])
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert Image.open(out).size == (8, 8)
+
+
+def test_a_big_png_is_reduced_before_conversion_and_looks_the_same(shared_dir: Path) -> None:
+    """Any format, not only JPEG, is shrunk by a whole factor when far bigger than needed."""
+    from totoshka.engine.stylizer import fit_within
+
+    photo = Image.open(shared_dir / "images" / "content" / "amber.jpg").convert("RGB")
+    buf = io.BytesIO()
+    photo.resize((5400, 5400), Image.Resampling.LANCZOS).save(buf, "PNG", compress_level=1)
+    small = load_image(buf.getvalue(), max_side=1280)
+    assert small.size == (2700, 2700)  # a factor of 2: still twice the output size
+    a = np.asarray(fit_within(small, 1280), dtype=np.float64)
+    b = np.asarray(fit_within(load_image(buf.getvalue()), 1280), dtype=np.float64)
+    assert 10 * np.log10(255**2 / ((a - b) ** 2).mean()) >= 40.0

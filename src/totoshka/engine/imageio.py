@@ -41,6 +41,8 @@ MAX_PIXELS = 50_000_000  # 50 MP: any phone photo, refused before decoding above
 # Pillow plugins tried when opening (a camera's MPO comes through the JPEG one).
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 WHITE = (255, 255, 255)
+ORIENTATION = 0x0112  # the EXIF tag
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 MAX_ICC_BYTES = 4 * 1024 * 1024  # real profiles are a few KB; a bigger "profile" is ignored
 TRUNCATED_JPEG_TAIL = 0.02  # a JPEG missing at most 2% of its rows is kept, filled
 JPEG_MAX_SIDE = 65_500  # the format's own limit (libjpeg refuses more)
@@ -100,7 +102,25 @@ def _load(
     icc = img.info.get("icc_profile")
     if not isinstance(icc, (bytes, bytearray)) or len(icc) > MAX_ICC_BYTES:
         icc = None  # a malformed tag (an integer, say) or an absurd size: treat as sRGB
-    return to_srgb_rgb(_upright(img), bytes(icc) if icc else None)
+    img = _upright(img)
+    if max_side is not None:
+        if img.mode in HIGH_DEPTH_MODES:
+            img = _high_depth_to_l(img)  # band by band, before any whole copy
+        img = _reduced(img, max_side)
+    return to_srgb_rgb(img, bytes(icc) if icc else None)
+
+
+def _reduced(img: Image.Image, max_side: int) -> Image.Image:
+    """Shrink by a whole factor (box average) while the picture stays at least twice
+    `max_side`: what a JPEG's draft does for every format, before the colour
+    conversion copies it (a 50 MP 16-bit PNG otherwise became a 200 MB RGB copy)."""
+    factor = max(img.size) // (2 * max_side)
+    if factor < 2:
+        return img
+    try:
+        return img.reduce(factor)
+    except (ValueError, NotImplementedError):  # modes reduce() cannot (P, 1)
+        return img
 
 
 def _draft(img: Image.Image, max_side: int) -> None:
@@ -138,8 +158,11 @@ def _grey_tail_rows(img: Image.Image) -> int:
 
 
 def _upright(img: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a broken EXIF block must not cost the photo."""
+    """Apply the EXIF orientation (a copy only when the picture must turn); a broken
+    EXIF block must not cost the photo."""
     try:
+        if img.getexif().get(ORIENTATION, 1) in (1, None):
+            return img
         return ImageOps.exif_transpose(img)
     except Exception:
         return img
@@ -207,7 +230,7 @@ def _open_header(raw: bytes, max_pixels: int) -> Image.Image:
 def to_srgb_rgb(img: Image.Image, icc: bytes | None = None) -> Image.Image:
     """Any Pillow mode → 8-bit RGB; alpha over white; an ICC profile → sRGB."""
     mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if mode in HIGH_DEPTH_MODES:
         img = _high_depth_to_l(img)
     elif mode == "1":
         img = img.convert("L")
