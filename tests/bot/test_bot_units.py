@@ -95,6 +95,20 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert "not-a-token" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("default_output_size", 5001),  # sendPhoto: width + height at most 10000
+        ("full_output_cap", 16385),  # a JPEG document; 16384 is already 1 GB to paint
+        ("full_output_cap", 255),
+        ("preview_size", 1281),
+    ],
+)
+def test_size_settings_are_bounded(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=field):
+        Settings(_env_file=None, bot_token="1:a", **{field: value})  # type: ignore[call-arg]
+
+
 def test_token_is_redacted_from_every_log_record(caplog: pytest.LogCaptureFixture) -> None:
     token = "123456:AAH-very-secret-part"
     old = logging.getLogRecordFactory()

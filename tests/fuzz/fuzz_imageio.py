@@ -97,12 +97,14 @@ def test_one_input(data: bytes) -> None:
 
 def main() -> None:
     args = list(sys.argv)
-    if not any(not a.startswith("-") for a in args[1:]):  # no corpus folder: make one
-        corpus = Path(tempfile.mkdtemp(prefix="totoshka-fuzz-"))
+    folders = [Path(a) for a in args[1:] if not a.startswith("-")]
+    if not folders:  # no corpus folder: a temporary one
+        folders = [Path(tempfile.mkdtemp(prefix="totoshka-fuzz-"))]
+        args.append(str(folders[0]))
+    if folders[0].is_dir() and not any(folders[0].iterdir()):  # an empty corpus: seed it
         for i, seed in enumerate(seeds()):
             # the first byte is the harness's own choice of max_side
-            (corpus / f"seed-{i:03d}").write_bytes(b"\x00" + seed)
-        args.append(str(corpus))
+            (folders[0] / f"seed-{i:03d}").write_bytes(b"\x00" + seed)
     if DICTIONARY.exists() and not any(a.startswith("-dict=") for a in args):
         args.append(f"-dict={DICTIONARY}")
     for flag, value in (("-timeout", "10"), ("-rss_limit_mb", "1536"), ("-max_len", "65536")):
