@@ -4,11 +4,13 @@ supports gives exactly one warning naming the reason and the fix."""
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from totoshka.engine.backends import expected_path
 from totoshka.engine.catalog import load_catalog
@@ -34,10 +36,17 @@ def test_the_probe_names_the_serving_path(shared_dir: Path, tmp_path: Path) -> N
 
 
 def test_a_fallback_gives_one_warning_with_the_fix(
-    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
-    probe = stylizer(shared_dir, tmp_path / "cache").startup_probe(["wave"])
+    s = stylizer(shared_dir, tmp_path / "cache")
+    with caplog.at_level(logging.WARNING):
+        probe = s.startup_probe(["wave"])
+        s.stylize(Image.new("RGB", (96, 64), (90, 120, 30)), "wave")  # a job after start-up
+    assert not caplog.records, "the probe's warning is the only one"
     match = re.fullmatch(LINE, probe.line)
     assert match, probe.line
     assert not match["path"].startswith("openvino")
@@ -55,3 +64,28 @@ def test_a_probe_that_cannot_run_says_why(tmp_path: Path) -> None:
     probe = s.startup_probe(["wave"])
     assert probe.line.startswith("inference: not measured (")
     assert probe.served_by is None
+
+
+def test_a_broken_fast_path_is_one_warning_not_one_per_job(
+    shared_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The README-install defect itself: OpenVINO's converter cannot import `packaging`.
+    The probe reports it once; later jobs (other sizes, other variants) stay quiet."""
+    pytest.importorskip("openvino")
+    from totoshka.engine.backends.openvino import IN_PROCESS_ENV
+
+    monkeypatch.setenv(IN_PROCESS_ENV, "1")
+    monkeypatch.setitem(sys.modules, "packaging", None)
+    for name in [n for n in sys.modules if n.startswith("packaging.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    s = stylizer(shared_dir, tmp_path / "cache")
+    with caplog.at_level(logging.WARNING):
+        probe = s.startup_probe(["wave"])
+        for size in ((97, 65), (130, 98)):  # other residues mod 4: other compiled variants
+            s.stylize(Image.new("RGB", size, (90, 120, 30)), "wave")
+    assert probe.warning is not None and "packaging" in probe.warning
+    assert "fix: install packaging" in probe.warning
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

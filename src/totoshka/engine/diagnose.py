@@ -21,6 +21,7 @@ so what they say is what a job gets:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -138,11 +139,12 @@ def startup_probe(
         net = stylizer.network(style_id)
         family = stylizer.catalog.model(stylizer.catalog.style(style_id).model).family
         x = probe_picture()
-        with torch.inference_mode():
+        quietly = getattr(runner, "quietly", None)  # the probe's warning is the one warning
+        with torch.inference_mode(), quietly() if quietly else contextlib.nullcontext():
             runner.run(net, x)  # converts and compiles on a cold cache
             _, seconds = _timed(lambda: runner.run(net, x), clock)
-        served = _served(runner)
-        paths = _paths(runner, net, x)
+            served = _served(runner)
+            paths = _paths(runner, net, x)
     except Exception as exc:
         return StartupProbe(f"inference: not measured ({type(exc).__name__}: {exc})"[:300])
     w, h = PROBE_SIZE

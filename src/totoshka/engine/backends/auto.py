@@ -20,12 +20,13 @@ start-up line can say what to install.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ class AutoRunner:
         # the path this machine should serve when everything is installed (doctor, warnings)
         self.expected = expected
         self._warned: set[str] = set()
+        self._quiet = 0
         self._net_keys: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.last_path: str | None = None  # which path served the last call (bench, logs)
@@ -239,18 +241,34 @@ class AutoRunner:
         return reports
 
     def _warn_once(self, net: nn.Module, runner: Any, x: Tensor, reason: str) -> None:
-        key = self._key(net, runner, x)
+        """One warning per path and reason in a process (not per model or variant), and
+        none while `quietly()`: the start-up line then gives the one warning itself."""
+        key = f"{runner.name}: {reason}"
         with self._lock:
             if key in self._warned:
                 return
             self._warned.add(key)
-        log.warning(
+            quiet = self._quiet > 0
+        log.log(
+            logging.INFO if quiet else logging.WARNING,
             "backend %s not used for %s: %s (fix: %s)",
             runner.name,
             type(net).__name__,
             reason,
             fix_for(reason),
         )
+
+    @contextlib.contextmanager
+    def quietly(self) -> Iterator[None]:
+        """Rejections are logged at INFO inside (and not again after): for a caller that
+        reports them itself, such as the start-up probe."""
+        with self._lock:
+            self._quiet += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._quiet -= 1
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         runner = self.choose(net, x)
