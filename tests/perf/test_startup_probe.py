@@ -78,6 +78,9 @@ def test_a_broken_fast_path_is_one_warning_not_one_per_job(
     from totoshka.engine.backends.openvino import IN_PROCESS_ENV
 
     monkeypatch.setenv(IN_PROCESS_ENV, "1")
+    # converted models and verdicts live under the cache: a fresh one, so nothing made
+    # by an earlier test (with `packaging` importable) is read from disk
+    monkeypatch.setenv("TOTOSHKA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, "packaging", None)
     for name in [n for n in sys.modules if n.startswith("packaging.")]:
         monkeypatch.setitem(sys.modules, name, None)

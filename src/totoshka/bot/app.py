@@ -54,19 +54,12 @@ class LazyStylizer:
     def __call__(self) -> Any:
         with self._lock:
             if self._stylizer is None:
-                from totoshka.engine.catalog import load_catalog
-                from totoshka.engine.store import ModelStore
-                from totoshka.engine.stylizer import Stylizer
+                from totoshka.engine.stylizer import build_stylizer
 
                 s = self.settings
-                catalog = load_catalog(s.data_dir) if s.data_dir else load_catalog()
-                store = ModelStore(
-                    cache_dir=s.cache_dir,
-                    mirror=s.model_mirror,
-                    data_dir=s.data_dir,
-                    catalog=catalog,
+                self._stylizer = build_stylizer(
+                    cache_dir=s.cache_dir, mirror=s.model_mirror, data_dir=s.data_dir
                 )
-                self._stylizer = Stylizer(catalog=catalog, store=store)
             return self._stylizer
 
 

@@ -23,7 +23,6 @@ import json
 import platform
 import socket
 import sys
-from importlib import metadata
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -31,15 +30,9 @@ import typer
 
 from totoshka import __version__
 from totoshka.cli.common import console
+from totoshka.engine.backends.verdicts import package_version
 
 CONNECT_TIMEOUT_S = 5.0
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _settings() -> Any:
@@ -165,7 +158,7 @@ def services(settings: Any) -> dict[str, dict[str, Any]]:
 def environment() -> dict[str, Any]:
     from totoshka.engine.backends.hardware import cpu_info, cuda_available, openvino_available
 
-    torch_version = _version("torch")
+    torch_version = package_version("torch")
     gpu = None
     if cuda_available():
         import torch
@@ -177,7 +170,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "executable": sys.executable,
         "torch": torch_version,
-        "openvino": _version("openvino") if openvino_available() else None,
+        "openvino": package_version("openvino") if openvino_available() else None,
         "cpu": cpu.model,
         "cores": cpu.cores,
         "cpu_flags": cpu.line().partition("flags: ")[2],
@@ -209,18 +202,11 @@ def inference(stylizer: Any, quality: bool) -> dict[str, Any]:
 
 def collect(*, recalibrate: bool = False, quality: bool = True) -> dict[str, Any]:
     settings = _settings()
-    from totoshka.engine.catalog import load_catalog
-    from totoshka.engine.store import ModelStore
-    from totoshka.engine.stylizer import Stylizer
+    from totoshka.engine.stylizer import build_stylizer
 
-    catalog = load_catalog(settings.data_dir) if settings.data_dir else load_catalog()
-    store = ModelStore(
-        cache_dir=settings.cache_dir,
-        mirror=settings.model_mirror,
-        data_dir=settings.data_dir,
-        catalog=catalog,
+    stylizer = build_stylizer(
+        cache_dir=settings.cache_dir, mirror=settings.model_mirror, data_dir=settings.data_dir
     )
-    stylizer = Stylizer(catalog, store)
     cleared = None
     if recalibrate:
         verdicts = getattr(stylizer.runner, "verdicts", None)

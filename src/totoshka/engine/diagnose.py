@@ -240,9 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from totoshka.engine.catalog import load_catalog
-    from totoshka.engine.store import ModelStore
-    from totoshka.engine.stylizer import Stylizer
+    from totoshka.engine.stylizer import build_stylizer
 
     parser = argparse.ArgumentParser(prog="python -m totoshka.engine.diagnose")
     parser.add_argument("--cache-dir")
@@ -250,11 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--style", action="append", default=[])
     args = parser.parse_args(argv)
-    catalog = load_catalog(args.data_dir) if args.data_dir else load_catalog()
-    store = ModelStore(
-        cache_dir=args.cache_dir, mirror=args.mirror, data_dir=args.data_dir, catalog=catalog
-    )
-    probe = Stylizer(catalog, store).startup_probe(args.style)
+    stylizer = build_stylizer(cache_dir=args.cache_dir, mirror=args.mirror, data_dir=args.data_dir)
+    probe = stylizer.startup_probe(args.style)
     print(probe.line, file=sys.stderr, flush=True)
     if probe.warning:
         print(f"warning: {probe.warning}", file=sys.stderr, flush=True)

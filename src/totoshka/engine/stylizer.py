@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,3 +156,17 @@ class Stylizer:
         from totoshka.engine import own_style
 
         return own_style.style_vector(self, painting)
+
+
+def build_stylizer(
+    *,
+    cache_dir: Path | str | None = None,
+    mirror: str | None = None,
+    data_dir: Path | str | None = None,
+    backend: str = "auto",
+) -> Stylizer:
+    """The catalog (with the operator's own styles in `data_dir`), the model store and
+    the Stylizer over them, as every process that paints builds them."""
+    catalog = load_catalog(Path(data_dir)) if data_dir else load_catalog()
+    store = ModelStore(cache_dir=cache_dir, mirror=mirror, data_dir=data_dir, catalog=catalog)
+    return Stylizer(catalog, store, backend=backend)

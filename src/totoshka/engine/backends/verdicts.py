@@ -38,7 +38,8 @@ FORMAT = 2
 REJECTION_TTL_S = 24 * 3600.0
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution, or None."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -66,9 +67,9 @@ def environment() -> dict[str, str | None]:
 def fingerprint() -> dict[str, str | None]:
     return {
         "python": platform.python_version(),
-        "torch": _version("torch"),
-        "openvino": _version("openvino"),
-        "totoshka": _version("totoshka"),
+        "torch": package_version("torch"),
+        "openvino": package_version("openvino"),
+        "totoshka": package_version("totoshka"),
         "distributions": distributions_digest(),
     }
 
