@@ -241,3 +241,19 @@ def test_scale_out_without_its_packages_is_one_line(
     result = run(command)
     assert_one_line_error(result, 1, f"needs the {module} package")
     assert "bash scripts/setup.sh scale" in result.stderr
+
+
+def test_commands_that_paint_nothing_load_no_torch() -> None:
+    """`totoshka --help`, `styles list`, `models list`: the CLI imports torch (and
+    OpenVINO) only in the commands that build or run a network."""
+    code = (
+        "import sys; from typer.testing import CliRunner; from totoshka.cli.main import app\n"
+        "for args in (['--help'], ['styles', 'list'], ['models', 'list'], ['bench', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "print(sorted(m for m in ('torch', 'openvino') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -31,13 +31,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from totoshka.engine.backends.hardware import cpu_info, openvino_available
+
+if TYPE_CHECKING:  # torch is imported by the functions that measure, not by the CLI
+    from torch import Tensor, nn
 
 REFERENCE = "eager-fp32"
 SIZES: dict[str, tuple[int, int]] = {  # name -> (width, height)
@@ -126,6 +127,7 @@ def load_net(spec: RowSpec) -> nn.Module:
 
 def magenta_vector(folder: Path, painting: str | None) -> np.ndarray:
     """The style vector of `painting` (the predictor at 256×256), or a fixed one without it."""
+    import torch
     from PIL import Image
 
     from totoshka.engine.models import magenta
@@ -143,6 +145,7 @@ def magenta_vector(folder: Path, painting: str | None) -> np.ndarray:
 
 def load_photo(spec: RowSpec) -> Tensor:
     """The photo at the row's size (a smooth synthetic picture when there is none)."""
+    import torch
     from PIL import Image
 
     size = (spec.width, spec.height)
@@ -165,6 +168,7 @@ def load_photo(spec: RowSpec) -> Tensor:
 
 def flops_per_pixel(net: nn.Module, side: int = 128) -> float:
     """FLOPs (2 × multiply-adds) per input pixel, counted by torch's flop counter."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.rand(1, 3, side, side) * 255
@@ -189,6 +193,8 @@ def make_runner(path: str) -> Any:
 
 
 def run_row(spec: RowSpec) -> dict[str, Any]:
+    import torch
+
     if spec.threads:
         torch.set_num_threads(spec.threads)
     net = load_net(spec)
@@ -269,6 +275,8 @@ def run_bench(
     progress: Any = None,
 ) -> Report:
     """Measure the reference and every path, per family and size, in fresh processes."""
+    import torch
+
     mirror = mirror or os.environ.get("TOTOSHKA_MODEL_MIRROR") or None
     shared = _shared_guess(mirror)
     if shared is not None:

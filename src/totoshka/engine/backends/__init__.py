@@ -17,9 +17,10 @@ Nothing here imports OpenVINO or touches CUDA until a path that needs it is chos
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from torch import Tensor, nn
+if TYPE_CHECKING:  # importing the package (verdicts, hardware) must not load torch
+    from torch import Tensor, nn
 
 PATHS = (
     "auto",
