@@ -23,7 +23,6 @@ import io
 import json
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -31,24 +30,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from totoshka.bot.app import BotApp, LazyStylizer
+from totoshka.bot.app import BotApp
 from totoshka.config import Settings
 from totoshka.emulator.client import EmulatorClient
 from totoshka.emulator.server import EmulatorServer
+from totoshka.engine.backends.hardware import cpu_info
+from totoshka.engine.factory import open_engine
 from totoshka.engine.imageio import load_image
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "777000:bench-token"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 async def main(runs: int, style: str) -> dict[str, object]:
@@ -73,7 +64,7 @@ async def main(runs: int, style: str) -> dict[str, object]:
             default_output_size=1280,
             max_pending=10,
         )
-        stylizer_factory = LazyStylizer(settings)
+        stylizer_factory = open_engine(settings).stylizer
         app = BotApp(settings, stylizer_factory=stylizer_factory)
         polling = asyncio.create_task(
             app.dispatcher.start_polling(app.bot, handle_signals=False, close_bot_session=False)
@@ -84,7 +75,7 @@ async def main(runs: int, style: str) -> dict[str, object]:
             sent = await user.send_photo(data)
             picker = await user.wait_for_message(lambda m: m.buttons, timeout=60)
             title = next(titles["en"] for sid, titles in app.services.styles if sid == style)
-            original = load_image(await client.download(sent["photo"][-1]["file_id"]))
+            original = load_image(await client.download(sent.photo[-1].file_id))
             stylizer = stylizer_factory()
             end_to_end: list[float] = []
             inference: list[float] = []
@@ -94,7 +85,7 @@ async def main(runs: int, style: str) -> dict[str, object]:
                 await user.press(picker, title)
                 result = await user.wait_for_message(lambda m: m.photo, timeout=600)
                 elapsed = time.perf_counter() - start
-                size = (result.largest_photo["width"], result.largest_photo["height"])
+                size = (result.largest_photo.width, result.largest_photo.height)
                 await user.wait_for_message(lambda m: (m.text or "").startswith("✅"), timeout=60)
                 start = time.perf_counter()
                 await asyncio.to_thread(stylizer.stylize, original, style, max_side=1280)
@@ -123,7 +114,7 @@ async def main(runs: int, style: str) -> dict[str, object]:
         "median_inference_s": round(pure, 3),
         "overhead_ratio": round(e2e / pure, 3),
         "target_ratio": 1.3,
-        "cpu": cpu_name(),
+        "cpu": cpu_info().model,
         "cores": os.cpu_count(),
     }
 
@@ -134,7 +125,7 @@ if __name__ == "__main__":
     parser.add_argument("--style", default="wave")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    logging.getLogger("totoshka.bot.delivery").setLevel(logging.INFO)  # per-phase timings
+    logging.getLogger("totoshka.bot.job_handler").setLevel(logging.INFO)  # per-phase timings
     report = asyncio.run(main(args.runs, args.style))
     print(json.dumps(report, indent=2))
     out = REPO / "benchmarks" / "results"

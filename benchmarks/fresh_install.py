@@ -83,15 +83,16 @@ def stylize(photos: list[Path], out: Path, env: dict[str, str], *extra: str) -> 
 
 
 def eager_reference(cache: Path, mirror: str, photo: Path) -> float:
-    from totoshka.engine.catalog import load_catalog
+    from totoshka.engine.factory import open_engine
     from totoshka.engine.models.registry import load_network
-    from totoshka.engine.store import ModelStore
+    from totoshka.engine.settings import EngineSettings
     from totoshka.engine.stylizer import to_tensor
 
-    catalog = load_catalog()
-    style = catalog.style("wave")
-    model = catalog.model(style.model)
-    net = load_network(ModelStore(cache, mirror, catalog=catalog).ensure(model), model, style)
+    # the network alone, eager: no runner (and no OpenVINO) in this process
+    engine = open_engine(EngineSettings(cache_dir=cache, model_mirror=mirror))
+    style = engine.catalog.style("wave")
+    model = engine.catalog.model(style.model)
+    net = load_network(engine.store.ensure(model), model, style)
     x = to_tensor(Image.open(photo).convert("RGB"))
     times = []
     with torch.inference_mode():

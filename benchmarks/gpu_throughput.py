@@ -39,6 +39,8 @@ from PIL import Image
 from totoshka.engine import bench
 from totoshka.engine.backends.cuda import CudaRunner
 from totoshka.engine.backends.hardware import cpu_info
+from totoshka.engine.factory import open_engine
+from totoshka.engine.settings import EngineSettings
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -107,7 +109,7 @@ def product_rate(
     style: str,
     photo_jpeg: bytes,
     painting: Path | None,
-    mirror: str,
+    settings: EngineSettings,
     threads: int,
     seconds: float,
     torch_threads: int | None = None,
@@ -118,12 +120,9 @@ def product_rate(
     `torch_threads` overrides the intra-op threads the product sets (to show why
     it sets them); own styles get a slightly different vector per job, as
     different users' paintings would (`own_per_job`)."""
-    from totoshka.engine.catalog import load_catalog
-    from totoshka.engine.store import ModelStore
-    from totoshka.engine.stylizer import OwnStyle, Stylizer
+    from totoshka.engine.stylizer import OwnStyle
 
-    catalog = load_catalog()
-    stylizer = Stylizer(catalog, ModelStore(mirror=mirror, catalog=catalog), backend="auto")
+    stylizer = open_engine(settings.model_copy(update={"backend": "auto"})).stylizer()
     target: Any = style
     vector: list[float] = []
     if family == "magenta":
@@ -234,6 +233,7 @@ def main() -> int:
     )
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    settings = EngineSettings(model_mirror=args.mirror)
 
     gpu = torch.cuda.get_device_name()
     head = {
@@ -264,11 +264,11 @@ def main() -> int:
             repeats=1,
             warmup=0,
             out="",
-            mirror=args.mirror,
+            settings=bench.row_settings(settings),
             photo=args.photo,
             painting=args.painting,
         )
-        net = bench.load_net(spec).eval()
+        net = bench.load_net(spec, open_engine(settings)).eval()
         x = bench.load_photo(spec)
         with torch.inference_mode():
             t0 = time.perf_counter()
@@ -327,7 +327,7 @@ def main() -> int:
                     args.style,
                     photo_jpeg,
                     Path(args.painting),
-                    args.mirror,
+                    settings,
                     threads,
                     args.product_seconds,
                     torch_threads,

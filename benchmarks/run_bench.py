@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from totoshka.engine import bench
+from totoshka.engine.settings import EngineSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     def split(v: str) -> tuple[str, ...]:
         return tuple(x for x in v.split(",") if x)
 
+    settings = EngineSettings(**({"model_mirror": args.mirror} if args.mirror else {}))
     report = bench.run_bench(
+        settings,
         families=split(args.families),
         sizes=split(args.sizes),
         paths=split(args.paths),
         repeats=args.repeats,
         style=args.style,
-        mirror=args.mirror,
         photo=args.photo,
         painting=args.painting,
         threads=args.threads,

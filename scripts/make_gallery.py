@@ -16,10 +16,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from skimage import data as skdata
 
-from totoshka.engine.catalog import load_builtin_catalog
+from totoshka.engine.factory import open_engine
 from totoshka.engine.imageio import encode_image
-from totoshka.engine.store import ModelStore
-from totoshka.engine.stylizer import Stylizer
+from totoshka.engine.settings import EngineSettings
 
 PHOTOS = {
     "astronaut": skdata.astronaut,
@@ -54,8 +53,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
-    catalog = load_builtin_catalog()
-    stylizer = Stylizer(catalog, ModelStore(mirror=args.mirror, catalog=catalog))
+    settings = EngineSettings(**({"model_mirror": args.mirror} if args.mirror else {}))
+    engine = open_engine(settings)
+    catalog, stylizer = engine.catalog, engine.stylizer()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, loader in PHOTOS.items():

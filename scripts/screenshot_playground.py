@@ -23,6 +23,7 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 from totoshka.engine.catalog import load_catalog
+from totoshka.engine.settings import EngineSettings
 from totoshka.playground.runner import Playground, PlaygroundOptions, prepare_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def main() -> int:
     if not args.photo.is_file():
         print(f"no photo at {args.photo}", file=sys.stderr)
         return 1
-    prepare_models()
+    prepare_models(EngineSettings())
     asyncio.run(shoot(args.photo, args.style, args.output, args.width, args.height))
     print(args.output)
     return 0

@@ -152,13 +152,13 @@ async def chat(url: str, token: str, picture: bytes) -> None:
         await user.wait_for_message(timeout=BOT_TIMEOUT_S)
         await user.send_photo(picture)
         picker = await user.wait_for_message(
-            lambda m: any("Wave" in b["text"] for b in m.buttons), timeout=BOT_TIMEOUT_S
+            lambda m: any("Wave" in b.text for b in m.buttons), timeout=BOT_TIMEOUT_S
         )
-        wave = next(b["text"] for b in picker.buttons if "Wave" in b["text"])
+        wave = next(b.text for b in picker.buttons if "Wave" in b.text)
         await user.press(picker, wave)
         result = await user.wait_for_message(lambda m: m.photo, timeout=BOT_TIMEOUT_S)
-        biggest = result.largest_photo or {}
-        print(f"  bot: the painting came back, {biggest.get('width')}×{biggest.get('height')}")
+        biggest = result.photo[-1]  # the predicate waited for a photo
+        print(f"  bot: the painting came back, {biggest.width}×{biggest.height}")
 
 
 def bot(env: dict[str, str], work: Path, expected: str) -> None:

@@ -1,7 +1,8 @@
 """Bot configuration: environment variables with the prefix ``TOTOSHKA_`` and a ``.env`` file.
 
-Read once at start-up into a typed `Settings`; everything downstream receives the
-object (never reads ``os.environ`` itself), so tests build a `Settings` directly and
+Read once at start-up, by the command that starts the process, into a typed
+`Settings`; everything downstream receives the object (nothing below reads
+``os.environ``), so tests build a `Settings` directly and
 two bots in one process never share configuration. The token is a `SecretStr` so it
 does not leak through ``repr`` or a settings dump into logs.
 
@@ -16,7 +17,9 @@ from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from totoshka.engine.settings import EngineSettings
 
 OUTPUT_SIZES: tuple[int, ...] = (1024, 1280, 2048, 0)
 """Sizes offered in /settings (longest side in pixels); 0 means the photo's full size."""
@@ -26,8 +29,11 @@ def _default_state_dir() -> Path:
     return platformdirs.user_state_path("totoshka")
 
 
-class Settings(BaseSettings):
-    """Everything an operator can set; defaults make ``totoshka run`` work with a token."""
+class Settings(EngineSettings):
+    """Everything an operator can set; defaults make ``totoshka run`` work with a token.
+
+    The engine's own settings (cache, mirror, memory budget...) are inherited, so the
+    bot hands this object to the engine's factory as it is."""
 
     model_config = SettingsConfigDict(
         env_prefix="TOTOSHKA_",
@@ -78,11 +84,6 @@ class Settings(BaseSettings):
         default=4096, ge=256, le=16384, description="Longest side for 'full resolution' results."
     )
     preview_size: int = Field(default=384, ge=64, le=1280)
-    model_mirror: str | None = Field(
-        default=None, description="A folder or URL prefix laid out like ../shared/models."
-    )
-    cache_dir: Path | None = None
-    data_dir: Path | None = None
 
     # Telegram behaviour.
     album_wait: float = Field(

@@ -17,7 +17,6 @@ import asyncio
 import io
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from bot_helpers import WAIT, jpeg, make_settings, start_bot
 from PIL import Image, ImageOps
 
 from totoshka.bot.texts import Texts
+from totoshka.engine.backends.hardware import cpu_info
 from totoshka.engine.imageio import load_image
 
 pytestmark = [pytest.mark.e2e]
@@ -49,16 +49,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 SIZE = 640  # big enough that ten jobs keep the queue busy for a while
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 async def test_ten_users_at_once_each_get_their_own_picture(
@@ -124,7 +114,7 @@ async def run_ten_users(new_user, client, shared_dir: Path, stylizer_factory) ->
     stylizer = await asyncio.to_thread(stylizer_factory)
     expected = []
     for message in sent:
-        original = await client.download(message["photo"][-1]["file_id"])
+        original = await client.download(message.photo[-1].file_id)
         painted = await asyncio.to_thread(
             stylizer.stylize, load_image(original), "wave", max_side=SIZE
         )
@@ -133,7 +123,7 @@ async def run_ten_users(new_user, client, shared_dir: Path, stylizer_factory) ->
     for user, result in zip(users, results, strict=True):
         photos_sent = [m for m in await user.messages() if m.photo]
         assert len(photos_sent) == 1, f"{user}: {len(photos_sent)} results"
-        data = await client.download(result.largest_photo["file_id"])
+        data = await client.download(result.largest_photo.file_id)
         got.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
     for i, picture in enumerate(got):
         own = psnr(picture, expected[i])
@@ -149,7 +139,7 @@ async def run_ten_users(new_user, client, shared_dir: Path, stylizer_factory) ->
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(percentile(latencies, 99) * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1),
-        "cpu": cpu_name(),
+        "cpu": cpu_info().model,
         "cores": os.cpu_count(),
         "jobs": 10,
         "output_size": SIZE,

@@ -58,15 +58,15 @@ async def test_photo_to_result(bot: RunningBot, new_user, client, photos, lang: 
     assert greeting.text == t(lang, "start", name="Ann")
 
     picker = await photo_and_picker(user, photos["amber"], lang)
-    titles = [b["text"] for b in picker.buttons]
+    titles = [b.text for b in picker.buttons]
     assert WAVE[lang] in titles
     assert t(lang, "btn_own_style") in titles and t(lang, "btn_gallery") in titles
     await user.press(picker, WAVE[lang])
 
     result = await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
-    assert max(result.largest_photo["width"], result.largest_photo["height"]) <= 192
+    assert max(result.largest_photo.width, result.largest_photo.height) <= 192
     assert result.caption == t(lang, "result_caption", style=WAVE[lang], strength=100)
-    labels = [b["text"] for b in result.buttons]
+    labels = [b.text for b in result.buttons]
     assert labels == [t(lang, "btn_another_style"), t(lang, "btn_full"), t(lang, "btn_weaker")]
     await wait_done(user, lang, WAVE[lang])
     messages = await user.messages()
@@ -74,7 +74,7 @@ async def test_photo_to_result(bot: RunningBot, new_user, client, photos, lang: 
     assert len(statuses) == 1, [m.text for m in messages]
     assert len([m for m in messages if m.photo]) == 1
     # The one status message went accepted -> place in line -> working -> done.
-    texts = [h.get("text") for h in statuses[0].history]
+    texts = [h.text for h in statuses[0].history]
     assert texts[0] == t(lang, "status_accepted")
     assert t(lang, "status_working", style=WAVE[lang]) in texts
 
@@ -103,12 +103,12 @@ async def test_result_buttons(bot: RunningBot, new_user, client, photos, lang: s
     await user.press(first, t(lang, "btn_weaker"))
     weaker = await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
     assert weaker.caption == t(lang, "result_caption", style=UDNIE[lang], strength=75)
-    assert t(lang, "btn_stronger") in [b["text"] for b in weaker.buttons]
+    assert t(lang, "btn_stronger") in [b.text for b in weaker.buttons]
     await wait_done(user, lang, UDNIE[lang])
 
     await user.press(first, t(lang, "btn_full"))
     full = await user.wait_for_message(lambda m: m.document, timeout=WAIT)
-    data = await client.download(full.document["file_id"])
+    data = await client.download(full.document.file_id)
     image = Image.open(io.BytesIO(data))
     # "Full" = the photo's own size (240 px here), above the 192 px default.
     assert max(image.size) == 240
@@ -140,7 +140,7 @@ async def test_image_as_document_and_panorama_falls_back_to_document(
     picker = await user.wait_for_message(lambda m: m.buttons and m.text, timeout=WAIT)
     await user.press(picker, WAVE[lang])
     result = await user.wait_for_message(lambda m: m.document, timeout=WAIT)
-    assert result.document["file_name"].endswith(".jpg")
+    assert result.document.file_name.endswith(".jpg")
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -180,14 +180,14 @@ async def test_settings(bot: RunningBot, new_user, photos, lang: str) -> None:
     assert panel.text.startswith(
         t(lang, "settings", size="", strength=0, colors="", language="")[:8]
     )
-    labels = [b["text"] for b in panel.buttons]
+    labels = [b.text for b in panel.buttons]
     assert labels[1] == t(lang, "btn_strength", strength=100)
     await user.press(panel, labels[1])  # strength 100 -> 25
     panel = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
-    assert t(lang, "btn_strength", strength=25) in [b["text"] for b in panel.buttons]
+    assert t(lang, "btn_strength", strength=25) in [b.text for b in panel.buttons]
     await user.press(panel, t(lang, "btn_colors_off"))
     panel = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
-    assert t(lang, "btn_colors_on") in [b["text"] for b in panel.buttons]
+    assert t(lang, "btn_colors_on") in [b.text for b in panel.buttons]
 
     picker = await photo_and_picker(user, photos["amber"], lang)
     await user.press(picker, WAVE[lang])

@@ -1,4 +1,7 @@
-"""Small pieces of the bot that need no emulator: texts, limits, config, log redaction."""
+"""Small pieces of the bot that need no emulator: limits, config, log redaction.
+
+The translations have their own tests in test_texts.py.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +12,17 @@ from pathlib import Path
 import pytest
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
 from aiogram.methods import SendPhoto
+from aiogram.utils.backoff import BackoffConfig
 
 from totoshka.bot.callbacks import ResultCB, StyleCB
-from totoshka.bot.delivery import JobPayload, photo_fits, reason_key, telegram_call
+from totoshka.bot.job import JobPayload, photo_fits
+from totoshka.bot.job_handler import reason_key
 from totoshka.bot.logs import install_redaction
 from totoshka.bot.prefs import Prefs, next_size, next_strength
-from totoshka.bot.texts import Texts, language_from_code, placeholders
+from totoshka.bot.retry import RetryPolicy
 from totoshka.config import Settings
 from totoshka.engine.errors import ImageError, ImageTooLargeError
 from totoshka.jobs.queue import RetryLater
-
-
-def test_every_language_has_the_same_keys_and_placeholders() -> None:
-    texts = Texts.load()
-    en = texts.catalogs["en"]
-    for lang, catalog in texts.catalogs.items():
-        assert set(catalog) == set(en), lang
-        for key, template in catalog.items():
-            assert placeholders(template) == placeholders(en[key]), (lang, key)
-            assert len(template) < 4096
-
-
-def test_language_from_telegram_code() -> None:
-    assert language_from_code("ru") == "ru"
-    assert language_from_code("ru-RU") == "ru"
-    assert language_from_code("en-GB") == "en"
-    assert language_from_code(None) == "en"
-    assert language_from_code("de") == "en"
 
 
 def test_callback_data_fits_telegram_limit() -> None:
@@ -62,7 +49,7 @@ def test_payload_round_trips_as_json() -> None:
     import json
 
     job = JobPayload(chat_id=1, user_id=1, lang="ru", photo="AgAD", status_message_id=5)
-    again = JobPayload.from_dict(json.loads(json.dumps(job.to_dict())))
+    again = JobPayload.model_validate(json.loads(json.dumps(job.model_dump())))
     assert again == job
 
 
@@ -76,7 +63,7 @@ def test_prefs_cycle_and_recent_paintings() -> None:
     assert [p.file_id for p in prefs.paintings] == ["file5", "file4", "file3", "file2"]
     prefs.add_painting("file3")
     assert prefs.paintings[0].file_id == "file3" and len(prefs.paintings) == 4
-    assert Prefs.from_dict(prefs.to_dict()) == prefs
+    assert Prefs.model_validate(prefs.model_dump()) == prefs
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -140,7 +127,8 @@ async def test_telegram_call_waits_retry_after_then_succeeds() -> None:
             raise TelegramServerError(method=method, message="Bad Gateway")
         return "sent"
 
-    assert await telegram_call(flaky, retries=5, what="test", base_delay=0.01) == "sent"
+    policy = RetryPolicy(retries=5, backoff=BackoffConfig(0.01, 0.1, 2.0, 0.0))
+    assert await policy.call("test", flaky) == "sent"
     assert calls[1] - calls[0] >= 0.95  # retry_after honoured
 
 
@@ -151,7 +139,7 @@ async def test_long_flood_wait_gives_the_slot_back() -> None:
         raise TelegramRetryAfter(method=method, message="Too Many Requests", retry_after=120)
 
     with pytest.raises(RetryLater) as info:
-        await telegram_call(flooded, retries=5, what="test")
+        await RetryPolicy(retries=5).call("test", flooded)
     assert info.value.delay == 120
 
 

@@ -41,7 +41,7 @@ async def test_send_message_with_keyboard_reaches_the_user(bot: Bot, user: SimUs
     assert second.entities is not None and second.entities[0].type == "bold"
     seen = await user.messages()
     assert [m.text for m in seen] == ["Pick a style", "bold & more"]
-    assert seen[0].buttons == [{"text": "A", "callback_data": "a"}]
+    assert seen[0].buttons == [InlineKeyboardButton(text="A", callback_data="a")]
 
 
 async def test_text_limits_and_missing_chats(
@@ -171,7 +171,7 @@ async def test_edits_keep_history_and_refuse_no_op(bot: Bot, user: SimUser) -> N
     [message] = await user.messages()
     assert message.text == "Done" and message.buttons == []
     assert message.edit_count == 2
-    assert [h["text"] for h in message.history] == ["Working… 0%", "Working… 50%"]
+    assert [h.text for h in message.history] == ["Working… 0%", "Working… 50%"]
     with pytest.raises(TelegramBadRequest, match="message to edit not found"):
         await bot.edit_message_text("x", chat_id=user.id, message_id=999)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import urllib.request
 
@@ -36,7 +37,7 @@ async def test_user_media_arrive_in_telegram_shapes(bot: Bot, client: EmulatorCl
     assert voice is not None and voice.voice is not None and voice.voice.duration == 4
     assert video is not None and video.video is not None and video.video.width == 640
     assert first is not None and second is not None
-    assert first.media_group_id == second.media_group_id == album[0]["media_group_id"]
+    assert first.media_group_id == second.media_group_id == album[0].media_group_id
     assert first.caption == "first" and second.caption is None
 
     assert await client.download(document.document.file_id) == b"hello"
@@ -88,6 +89,53 @@ async def test_bot_api_accepts_every_encoding(server: EmulatorServer, user: SimU
             assert r.status == 401 and (await r.json())["description"] == "Unauthorized"
         async with http.post(f"{base}/sendMessage", json={"text": "x"}) as r:
             assert (await r.json())["description"] == "Bad Request: chat_id is empty"
+
+
+async def test_one_parameter_reader_serves_both_apis(server: EmulatorServer, user: SimUser) -> None:
+    """Numbers and objects as text or as JSON values; bad ones are 400 in each API's wording."""
+    base = f"{server.url}/bot{TOKEN}"
+    control = f"{server.url}/_emulator/users/{user.id}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/getUpdates", params={"offset": "soon"}) as r:
+            assert (r.status, (await r.json())["description"]) == (
+                400,
+                "Bad Request: invalid offset specified",
+            )
+        form = {"chat_id": str(user.id), "text": "re", "reply_parameters": '{"message_id": "1"}'}
+        async with http.post(f"{base}/sendMessage", data=form) as r:
+            reply = (await r.json())["result"]
+            assert reply["reply_to_message"]["text"] == "/start"
+        body = {"chat_id": user.id, "message_ids": f"[{reply['message_id']}]"}
+        async with http.post(f"{base}/deleteMessages", json=body) as r:
+            assert (await r.json())["result"] is True
+        async with http.post(f"{base}/deleteMessages", json={**body, "message_ids": "[x]"}) as r:
+            assert (await r.json())["description"] == (
+                "Bad Request: can't parse message identifiers JSON object"
+            )
+        async with http.get(f"{control}/events", params={"after": "x"}) as r:
+            assert (r.status, (await r.json())["description"]) == (400, "invalid after specified")
+        # A browser's cross-origin POST without a preflight: JSON declared as text/plain.
+        headers = {"Content-Type": "text/plain"}
+        async with http.post(f"{control}/text", data='{"text": "plain"}', headers=headers) as r:
+            assert (await r.json())["result"]["message"]["text"] == "plain"
+        async with http.post(f"{control}/text", data="not json", headers=headers) as r:
+            assert (r.status, (await r.json())["description"]) == (400, "can't parse JSON object")
+
+
+def test_the_server_loads_neither_aiogram_nor_the_rest_of_the_project() -> None:
+    """It must catch aiogram's mistakes, so it shares no code with aiogram or the bot."""
+    code = (
+        "import sys, totoshka.emulator.__main__, totoshka.emulator.control;"
+        "print(' '.join(m for m in sys.modules if m.startswith(('aiogram', 'totoshka'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "totoshka.emulator.server" in loaded
+    outside = [
+        m for m in loaded if m.split(".")[:2] not in (["totoshka"], ["totoshka", "emulator"])
+    ]
+    assert outside == [] and "totoshka.emulator.client" not in loaded
 
 
 def test_server_in_a_thread_serves_synchronous_callers() -> None:

@@ -16,8 +16,10 @@ from totoshka.engine.catalog import (
     ModelFile,
     Style,
     builtin_catalog_data,
+    catalog_from_dicts,
     load_builtin_catalog,
     load_catalog,
+    to_json,
 )
 from totoshka.engine.errors import UnknownStyleError
 
@@ -166,3 +168,23 @@ def test_load_catalog_merges_operator_styles(tmp_path) -> None:
     (tmp_path / "catalog.json").write_text(json.dumps(user))
     with pytest.raises(CatalogError, match="duplicate style id 'wave'"):
         load_catalog(tmp_path)
+
+
+def test_entries_of_the_wrong_shape_are_refused_in_one_line() -> None:
+    model = {"id": "m1", "family": "pytorch", "credit": "c", "license": "MIT"}
+    with pytest.raises(CatalogError, match=r"^bad model entry 'm1': files: Field required$"):
+        catalog_from_dicts([model], [])
+    model["files"] = [{"path": "x/m1/w.pth", "url": "https://example.org/w", "sha256": "a" * 64}]
+    style = {"id": "s1", "model": "m1", "title": {"en": "S", "ru": "С"}, "vector": ["x"]}
+    with pytest.raises(CatalogError, match=r"^bad style entry 's1': vector\.0: [^\n]+$"):
+        catalog_from_dicts([model], [style])
+
+
+def test_records_round_trip_through_their_json() -> None:
+    model, style = _model(), _style(vector=(0.5, 1.0), member="a/b.pth")
+    assert to_json(style) == {"id": "s1", "model": "m1", "title": {"en": "S", "ru": "С"},
+                              "credit": "c", "license": "MIT", "member": "a/b.pth",
+                              "vector": [0.5, 1.0]}  # fmt: skip
+    again = catalog_from_dicts([to_json(model)], [to_json(style)], origin=OPERATOR)
+    assert again.model("m1") == replace(model, origin=OPERATOR)
+    assert again.style("s1") == replace(style, origin=OPERATOR)

@@ -1,4 +1,4 @@
-"""OpenVINO conversions run in a short-lived child process (`openvino.make_ir`).
+"""OpenVINO conversions run in a short-lived child process (`ovconvert.make_ir`).
 
 torch.export and OpenVINO's converter leave ≈ 125 MB resident in the process that
 ran them; a cold 4000×3000 `auto` run peaked at 866–870 MB against 694 MB warm.
@@ -9,7 +9,6 @@ and the IR it reads is the one it would have made itself.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ CFG = tiling.TileConfig(tile=64, overlap=32)
 # A fresh process: a cold tile IR made through the child leaves torch.export out of it.
 COLD_RUN = """
 import json, sys
+from pathlib import Path
 import torch
 from totoshka.engine import tiling
 from totoshka.engine.backends import openvino as ovb
@@ -34,7 +34,7 @@ from totoshka.engine.models.ml5 import load_ml5
 
 net = load_ml5(sys.argv[1]).eval()
 x = torch.rand(1, 3, 150, 170) * 255
-runner = ovb.OpenVinoRunner("bf16", max_pixels=None)
+runner = ovb.OpenVinoRunner("bf16", cache_dir=Path(sys.argv[2]), max_pixels=None)
 y = runner.tiles().stylize(net, x, tiling.TileConfig(tile=64, overlap=32))
 print(json.dumps({
     "conversions": ovb.conversions,
@@ -53,37 +53,32 @@ def ml5_net(shared_dir: Path) -> nn.Module:
 
 
 def test_cold_conversion_stays_out_of_the_serving_process(shared_dir: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "TOTOSHKA_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("TOTOSHKA_CONVERT_IN_PROCESS", None)
     wave = str(shared_dir / "models" / "ml5" / "wave")
     proc = subprocess.run(
-        [sys.executable, "-c", COLD_RUN, wave],
+        [sys.executable, "-c", COLD_RUN, wave, str(tmp_path / "compiled")],
         capture_output=True,
         text=True,
-        env=env,
         timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found == {"conversions": 1, "dynamo": False, "export": False, "shape": [1, 3, 150, 170]}
-    irs = list((tmp_path / "cache" / "compiled" / "openvino").glob("*/tiles*.xml"))
+    irs = list((tmp_path / "compiled" / "openvino").glob("*/tiles*.xml"))
     assert len(irs) == 1 and irs[0].with_suffix(".bin").exists()
     assert not list(irs[0].parent.glob(".*")), "temporary files left behind"
 
 
-def test_child_and_in_process_conversions_agree(
-    ml5_net: nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_child_and_in_process_conversions_agree(ml5_net: nn.Module, tmp_path: Path) -> None:
     """The same IR (bit for bit) and the same picture, made in the child or here."""
     from totoshka.engine.backends import openvino as ovb
 
     x = torch.rand(1, 3, 150, 170, generator=torch.Generator().manual_seed(0)) * 255
     pictures, blobs = [], []
     for where in ("child", "here"):
-        if where == "here":
-            monkeypatch.setenv(ovb.IN_PROCESS_ENV, "1")
-        runner = ovb.OpenVinoRunner("bf16", cache_dir=tmp_path / where, max_pixels=None)
+        runner = ovb.OpenVinoRunner(
+            "bf16", cache_dir=tmp_path / where, max_pixels=None, convert_in_process=where == "here"
+        )
         tiles = runner.tiles()
         before = ovb.conversions
         pictures.append(tiles.stylize(ml5_net, x, CFG))

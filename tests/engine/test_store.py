@@ -16,7 +16,14 @@ import pytest
 from totoshka.engine.catalog import Model, ModelFile, load_builtin_catalog
 from totoshka.engine.download import ChecksumMismatchError, DownloadError
 from totoshka.engine.errors import ModelNotAvailableError
+from totoshka.engine.factory import open_engine
+from totoshka.engine.settings import EngineSettings
 from totoshka.engine.store import ModelStore
+
+
+def configured_store() -> ModelStore:
+    """The store a command builds from the operator's settings (here: `mirror_env`'s)."""
+    return open_engine(EngineSettings()).store
 
 
 def visible_files(root: Path) -> list[str]:
@@ -85,7 +92,7 @@ def http_mirror(shared_dir: Path) -> Iterator[MirrorServer]:
 
 
 def test_pull_from_folder_mirror_offline(mirror_env: Path, wave: Model) -> None:
-    store = ModelStore()
+    store = configured_store()
     assert store.cache_dir == mirror_env
     assert not store.is_present(wave)
     store.pull([wave])
@@ -100,7 +107,7 @@ def test_pull_from_folder_mirror_offline(mirror_env: Path, wave: Model) -> None:
 
 
 def test_ensure_fetches_missing_files_only(mirror_env: Path, wave: Model) -> None:
-    store = ModelStore()
+    store = configured_store()
     store.pull([wave])
     (mirror_env / "ml5" / "wave" / "Variable_7").unlink()
     assert store.missing(wave) == [f for f in wave.files if f.name == "Variable_7"]
@@ -177,7 +184,7 @@ def test_interrupted_http_download_leaves_no_model_then_resumes(
 
 
 def test_exception_in_progress_callback_leaves_nothing(mirror_env: Path, wave: Model) -> None:
-    store = ModelStore()
+    store = configured_store()
     big = next(f for f in wave.files if f.size and f.size > 500_000)
 
     class Boom(Exception):
@@ -200,7 +207,7 @@ def test_concurrent_pulls_of_the_same_model(mirror_env: Path, wave: Model) -> No
 
     def worker() -> None:
         try:
-            ModelStore().pull([wave], force=True)
+            configured_store().pull([wave], force=True)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -210,7 +217,7 @@ def test_concurrent_pulls_of_the_same_model(mirror_env: Path, wave: Model) -> No
     for t in threads:
         t.join()
     assert errors == []
-    assert all(c.status == "ok" for c in ModelStore().verify([wave]))
+    assert all(c.status == "ok" for c in configured_store().verify([wave]))
     assert not partials(mirror_env)
 
 

@@ -15,14 +15,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
 
 from totoshka.jobs import JobQueue, JobState, TooManyPending
-from totoshka.jobs.celery_mode import CeleryConfig, CeleryJobQueue
+from totoshka.jobs.celery_mode import CeleryJobQueue
+from totoshka.jobs.celery_settings import CeleryConfig
 
 HERE = Path(__file__).parent
 WAIT = 180.0
@@ -73,14 +73,16 @@ def worker_env(cfg: CeleryConfig) -> dict[str, str]:
 
 
 class Worker:
-    """``celery -A totoshka.jobs.celery_mode worker`` as a subprocess."""
+    """``celery -A totoshka.jobs.celery_worker worker`` as a subprocess."""
 
     def __init__(self, cfg: CeleryConfig, log: Path, *, via_run_worker: bool = False) -> None:
         self.log = log
         self._log_file = log.open("w")
         # Either the documented CLI or `run_worker()` (what `totoshka worker` calls).
         run_worker = (
-            "from totoshka.jobs.celery_mode import run_worker; run_worker(concurrency=1,"
+            "from totoshka.jobs.celery_mode import run_worker;"
+            " from totoshka.jobs.celery_settings import CeleryConfig;"
+            " run_worker(CeleryConfig(), concurrency=1,"
             " extra_args=['--without-gossip', '--without-mingle', '--without-heartbeat'])"
         )
         argv = (
@@ -91,7 +93,7 @@ class Worker:
                 "-m",
                 "celery",
                 "-A",
-                "totoshka.jobs.celery_mode",
+                "totoshka.jobs.celery_worker",
                 "worker",
                 f"--queues={cfg.queue}",
                 "--concurrency=1",
@@ -276,7 +278,9 @@ def test_killed_worker_process_job_is_redelivered_and_sent_once(
 def test_soft_time_limit_counts_as_a_failed_attempt(redis_alive: None, tmp_path: Path) -> None:
     # Generous max_attempts: on a loaded machine a retry may hit the 2 s limit as well;
     # what matters is that the interrupted run is retried and nothing is sent twice.
-    cfg = replace(make_config(REDIS_URL), soft_time_limit=2, time_limit=60, max_attempts=10)
+    cfg = make_config(REDIS_URL).model_copy(
+        update={"soft_time_limit": 2, "time_limit": 60, "max_attempts": 10}
+    )
     q = CeleryJobQueue(cfg)
     try:
         jid = q.submit("A", {"dir": str(tmp_path), "name": "H", "kind": "hang"}).job_id

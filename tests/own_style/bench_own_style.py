@@ -4,7 +4,6 @@ fresh process. `python tests/own_style/bench_own_style.py [runs]`."""
 
 from __future__ import annotations
 
-import platform
 import resource
 import statistics
 import sys
@@ -16,20 +15,11 @@ import torch
 from own_style_helpers import make_stylizer
 from PIL import Image
 
+from totoshka.engine.backends.hardware import cpu_info
 from totoshka.engine.stylizer import OwnStyle
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = (REPO / ".." / "shared").resolve()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -56,7 +46,7 @@ def main() -> None:
             timings["total"].append(t2 - t0)
             timings["s0.7"].append(t3 - t2)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"CPU: {cpu_info().model}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"own style 1280x960, median of {runs} warm runs (eager fp32):")
     print(f"  painting -> vector (3 crops): {statistics.median(timings['vector']) * 1000:.0f} ms")
     print(f"  photo -> painting (transfer): {statistics.median(timings['stylize']):.2f} s")

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from totoshka.engine.catalog import load_catalog
-from totoshka.engine.store import ModelStore
+from totoshka.engine.factory import open_engine
+from totoshka.engine.settings import EngineSettings
 from totoshka.engine.stylizer import Stylizer
 
 
@@ -29,9 +29,13 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
 
 
-def make_stylizer(root: Path, mirror: Path) -> Stylizer:
-    """A Stylizer with its own cache and data dir under `root`, pulling from `mirror`."""
-    data = root / "data"
-    catalog = load_catalog(data)
-    store = ModelStore(root / "cache", mirror, data_dir=data, catalog=catalog)
-    return Stylizer(catalog, store)
+def make_stylizer(root: Path, mirror: Path, *, own_style_engine: str = "magenta") -> Stylizer:
+    """A Stylizer with its own cache and data dir under `root`, pulling from `mirror`,
+    as the engine's factory builds it from an operator's settings."""
+    settings = EngineSettings(
+        cache_dir=root / "cache",
+        data_dir=root / "data",
+        model_mirror=str(mirror),
+        own_style_engine=own_style_engine,  # type: ignore[arg-type]
+    )
+    return open_engine(settings).stylizer()

@@ -156,12 +156,13 @@ def test_wrong_checkpoints_are_refused(tmp_path, defect) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_the_operators_engine_setting(checkpoint, styles_dir, tmp_path, monkeypatch) -> None:
+def test_the_operators_engine_setting(checkpoint, styles_dir, tmp_path) -> None:
     stylizer = make_stylizer(tmp_path, checkpoint.parent.parent)
     photo = Image.new("RGB", (40, 28), (10, 120, 200))
     painting = Image.open(styles_dir / "wave.jpg")
     explicit = stylizer.stylize(photo, OwnStyle(paintings=((painting, 1.0),), engine="msgnet"))
-    monkeypatch.setenv("TOTOSHKA_OWN_STYLE_ENGINE", "msgnet")
+    # the operator's TOTOSHKA_OWN_STYLE_ENGINE=msgnet, as the factory passes it on
+    stylizer = make_stylizer(tmp_path, checkpoint.parent.parent, own_style_engine="msgnet")
     by_setting = stylizer.stylize(photo, OwnStyle(paintings=((painting, 1.0),)))
     assert np.array_equal(np.asarray(explicit), np.asarray(by_setting))
     # vectors are Magenta's own: the setting does not apply to them (needs the magenta

@@ -68,7 +68,7 @@ def test_style_strength_mixes_in_the_photos_own_vector(stylizer, photo, vectors)
     weak = stylizer.stylize(photo, OwnStyle(vectors=((scream, 1.0),), style_strength=0.3))
     # the recipe itself: (1 - s) * b_photo + s * b_style
     b_photo = own_style.predict_vector(
-        own_style.predictor_of(stylizer), own_style.painting_crops(photo)
+        stylizer.own_styles.predictor(), own_style.painting_crops(photo)
     )
     expected = 0.7 * np.array(b_photo) + 0.3 * np.array(scream)
     assert np.allclose(own_style.with_photo(scream, b_photo, 0.3), expected)
@@ -85,6 +85,27 @@ def test_paintings_in_the_own_style_equal_their_vectors(stylizer, photo, styles_
     by_image = stylizer.stylize(photo, OwnStyle(paintings=((painting, 1.0),)))
     by_vector = stylizer.stylize(photo, OwnStyle(vectors=((tuple(vectors["the_scream"]), 1.0),)))
     assert np.array_equal(arr(by_image), arr(by_vector))
+
+
+def test_own_styles_load_their_networks_once(stylizer, photo, vectors, monkeypatch) -> None:
+    """The Stylizer's LRU holds Magenta's two networks: a photo reuses them (no per-model
+    cache of the model modules does it for the Stylizer)."""
+    from totoshka.engine.models import magenta
+
+    x = tensor_of(photo)
+    first = stylizer.own_style_network(OwnStyle(vectors=((tuple(vectors["wave"]), 1.0),)), x)
+    predictor = stylizer.own_styles.predictor()
+
+    def no_loading(*args: object) -> None:
+        raise AssertionError("a network was loaded again")
+
+    monkeypatch.setattr(magenta, "load_predictor", no_loading)
+    monkeypatch.setattr(magenta, "load_transfer", no_loading)
+    weak = OwnStyle(vectors=((tuple(vectors["the_scream"]), 1.0),), style_strength=0.5)
+    second = stylizer.own_style_network(weak, x)  # needs the predictor too (the photo's)
+    assert second.transfer is first.transfer  # one transfer network, two bindings
+    assert stylizer.own_styles.predictor() is predictor
+    assert len(stylizer.style_vector(photo)) == 100  # the predictor, from the cache
 
 
 @pytest.mark.parametrize(
@@ -175,7 +196,8 @@ def test_painting_preset_lists_and_stylizes_like_a_builtin(
     style = own_style.add_painting_style(
         "my_scream",
         styles_dir / "the_scream.jpg",
-        stylizer=first,
+        catalog=first.catalog,
+        store=first.store,
         title_en="My Scream",
         title_ru="Мой крик",
         data_dir=data,
@@ -191,5 +213,5 @@ def test_painting_preset_lists_and_stylizes_like_a_builtin(
     by_vector = second.stylize(photo, OwnStyle(vectors=((tuple(vectors["the_scream"]), 1.0),)))
     assert np.abs(arr(by_name) - arr(by_vector)).max() <= 1
     with pytest.raises(EngineError, match="already exists"):
-        own_style.add_painting_style("my_scream", styles_dir / "wave.jpg", stylizer=first,
-                                     data_dir=data)  # fmt: skip
+        own_style.add_painting_style("my_scream", styles_dir / "wave.jpg", catalog=first.catalog,
+                                     store=first.store, data_dir=data)  # fmt: skip

@@ -1,13 +1,14 @@
 """Fixtures of the speed-and-memory tests: small real photos and real networks.
 
 Real weights and photos come from the shared data (`tests/conftest.py::shared_dir`);
-OpenVINO conversions go to a per-session temporary cache, so every CI run
-exercises conversion and the on-disk cache from scratch.
+OpenVINO conversions go to a per-session temporary cache (`compiled_dir`, given to
+the runners the tests build), so every CI run exercises conversion and the on-disk
+cache from scratch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from totoshka.engine import paths
 from totoshka.engine.models import magenta
 from totoshka.engine.models.ml5 import load_ml5
 
@@ -36,14 +38,18 @@ def make_photo(shared_dir: Path) -> Callable[[str, int, int], Tensor]:
     return lambda name, height, width: photo(shared_dir, name, height, width)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh model cache for the session (TOTOSHKA_CACHE_DIR), so conversions happen here."""
-    path = tmp_path_factory.mktemp("totoshka-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TOTOSHKA_CACHE_DIR", str(path))
-    yield path
-    mp.undo()
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh model cache for the session (what `EngineSettings.cache_dir` would name),
+    so conversions happen here."""
+    return tmp_path_factory.mktemp("totoshka-cache")
+
+
+@pytest.fixture(scope="session")
+def compiled_dir(compiled_cache: Path) -> Path:
+    """Where runners made by the tests keep converted models and verdicts: the
+    `compiled/` folder of the session's cache, as the engine's factory passes it."""
+    return paths.compiled_dir(compiled_cache)
 
 
 @pytest.fixture(scope="session")

@@ -44,9 +44,9 @@ def pictures(make_photo: Callable) -> dict[tuple[int, int], Tensor]:
 @pytest.mark.parametrize("backend", list(FLOORS))
 @pytest.mark.parametrize("family", ["ml5", "magenta"])
 def test_backend_shape_and_floor(
-    backend: str, family: str, nets: dict[str, nn.Module], pictures: dict
+    backend: str, family: str, nets: dict[str, nn.Module], pictures: dict, compiled_dir: Path
 ) -> None:
-    runner = select_runner(backend)
+    runner = select_runner(backend, compiled_dir=compiled_dir)
     net = nets[family]
     for (h, w), x in pictures.items():
         y = runner.run(net, x)
@@ -148,12 +148,12 @@ def test_conversion_cache_is_reused(ml5_net: nn.Module, pictures: dict, tmp_path
 
 
 def test_auto_works_without_openvino(
-    ml5_net: nn.Module, pictures: dict, monkeypatch: pytest.MonkeyPatch
+    ml5_net: nn.Module, pictures: dict, monkeypatch: pytest.MonkeyPatch, compiled_dir: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
     names = candidate_names()
     assert not any(n.startswith("openvino") for n in names)
-    runner = select_runner("auto")
+    runner = select_runner("auto", compiled_dir=compiled_dir)
     x = pictures[(47, 61)]
     y = runner.run(ml5_net, x)
     assert y.shape == x.shape
@@ -184,9 +184,11 @@ def test_one_conversion_serves_every_magenta_style(
 
 
 @pytest.mark.parametrize("backend", list(FLOORS))
-def test_tiny_pictures_go_through(backend: str, nets: dict[str, nn.Module]) -> None:
+def test_tiny_pictures_go_through(
+    backend: str, nets: dict[str, nn.Module], compiled_dir: Path
+) -> None:
     """Sides under every export's minimum (and under the calibration size) still work."""
-    runner = select_runner(backend)
+    runner = select_runner(backend, compiled_dir=compiled_dir)
     for family, net in nets.items():
         for h, w in [(5, 7), (1, 1), (13, 9)]:
             x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 255

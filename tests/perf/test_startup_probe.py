@@ -1,4 +1,4 @@
-"""The start-up probe (`Stylizer.startup_probe`, what `totoshka run`/`worker`/`playground`
+"""The start-up probe (`diagnose.startup_probe`, what `totoshka run`/`worker`/`playground`
 print): the line names the path that serves, and a slower path than the machine
 supports gives exactly one warning naming the reason and the fix."""
 
@@ -13,38 +13,40 @@ import pytest
 from PIL import Image
 
 from totoshka.engine.backends import expected_path
-from totoshka.engine.catalog import load_catalog
-from totoshka.engine.store import ModelStore
+from totoshka.engine.diagnose import startup_probe
+from totoshka.engine.factory import open_engine
+from totoshka.engine.settings import EngineSettings
 from totoshka.engine.stylizer import Stylizer
 
 LINE = r"inference: (?P<path>[\w-]+) \(.+\), ml5 \d+\.\d\d s at 1280×960"
 
 
-def stylizer(shared_dir: Path, cache: Path) -> Stylizer:
-    catalog = load_catalog()
-    return Stylizer(catalog, ModelStore(cache, shared_dir / "models", catalog=catalog))
+def stylizer(mirror: Path, cache: Path, **settings: object) -> Stylizer:
+    """The Stylizer the factory builds for an operator with this mirror and cache."""
+    engine = open_engine(EngineSettings(cache_dir=cache, model_mirror=str(mirror), **settings))
+    return engine.stylizer()
 
 
-def test_the_probe_names_the_serving_path(shared_dir: Path, tmp_path: Path) -> None:
-    s = stylizer(shared_dir, tmp_path / "cache")
-    probe = s.startup_probe(["udnie", "wave"])
+def test_the_probe_names_the_serving_path(shared_dir: Path, compiled_cache: Path) -> None:
+    s = stylizer(shared_dir / "models", compiled_cache)
+    probe = startup_probe(s, ["udnie", "wave"])
     match = re.fullmatch(LINE, probe.line)
     assert match, probe.line
     assert match["path"] == expected_path() == probe.served_by
     assert probe.warning is None
-    assert s.startup_probe() is probe  # measured once per Stylizer
+    assert startup_probe(s) is probe  # measured once per Stylizer
 
 
 def test_a_fallback_gives_one_warning_with_the_fix(
     shared_dir: Path,
-    tmp_path: Path,
+    compiled_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
-    s = stylizer(shared_dir, tmp_path / "cache")
+    s = stylizer(shared_dir / "models", compiled_cache)
     with caplog.at_level(logging.WARNING):
-        probe = s.startup_probe(["wave"])
+        probe = startup_probe(s, ["wave"])
         s.stylize(Image.new("RGB", (96, 64), (90, 120, 30)), "wave")  # a job after start-up
     assert not caplog.records, "the probe's warning is the only one"
     match = re.fullmatch(LINE, probe.line)
@@ -59,9 +61,8 @@ def test_a_fallback_gives_one_warning_with_the_fix(
 def test_a_probe_that_cannot_run_says_why(tmp_path: Path) -> None:
     empty = tmp_path / "no-mirror"
     empty.mkdir()
-    catalog = load_catalog()
-    s = Stylizer(catalog, ModelStore(tmp_path / "cache", empty, catalog=catalog))
-    probe = s.startup_probe(["wave"])
+    s = stylizer(empty, tmp_path / "cache")
+    probe = startup_probe(s, ["wave"])
     assert probe.line.startswith("inference: not measured (")
     assert probe.served_by is None
 
@@ -75,18 +76,15 @@ def test_a_broken_fast_path_is_one_warning_not_one_per_job(
     """The README-install defect itself: OpenVINO's converter cannot import `packaging`.
     The probe reports it once; later jobs (other sizes, other variants) stay quiet."""
     pytest.importorskip("openvino")
-    from totoshka.engine.backends.openvino import IN_PROCESS_ENV
-
-    monkeypatch.setenv(IN_PROCESS_ENV, "1")
-    # converted models and verdicts live under the cache: a fresh one, so nothing made
-    # by an earlier test (with `packaging` importable) is read from disk
-    monkeypatch.setenv("TOTOSHKA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, "packaging", None)
     for name in [n for n in sys.modules if n.startswith("packaging.")]:
         monkeypatch.setitem(sys.modules, name, None)
-    s = stylizer(shared_dir, tmp_path / "cache")
+    # converted models and verdicts live under the cache: a fresh one, so nothing made
+    # by an earlier test (with `packaging` importable) is read from disk; converted in
+    # this process (TOTOSHKA_CONVERT_IN_PROCESS=1), where `packaging` is missing
+    s = stylizer(shared_dir / "models", tmp_path / "cache", convert_in_process=True)
     with caplog.at_level(logging.WARNING):
-        probe = s.startup_probe(["wave"])
+        probe = startup_probe(s, ["wave"])
         for size in ((97, 65), (130, 98)):  # other residues mod 4: other compiled variants
             s.stylize(Image.new("RGB", size, (90, 120, 30)), "wave")
     assert probe.warning is not None and "packaging" in probe.warning

@@ -8,6 +8,7 @@ per-tile normalisation (the naive way) fails it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,11 +109,11 @@ def test_runner_tiles_big_pictures(ml5_net: nn.Module, picture: Tensor) -> None:
 
 
 @pytest.fixture(scope="module")
-def ov_runner() -> object:
+def ov_runner(compiled_dir: Path) -> object:
     pytest.importorskip("openvino")
     from totoshka.engine.backends.openvino import OpenVinoRunner
 
-    return OpenVinoRunner("bf16", max_pixels=None)
+    return OpenVinoRunner("bf16", cache_dir=compiled_dir, max_pixels=None)
 
 
 @pytest.mark.parametrize("family", ["ml5", "magenta"])
@@ -154,27 +155,29 @@ def test_fixed_tile_geometry() -> None:
                 assert nxt[0] == b
 
 
-def test_memory_budget_decides_tiling(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_budget_decides_tiling() -> None:
     from totoshka.engine.backends import eager
+    from totoshka.engine.factory import runner_for
+    from totoshka.engine.settings import EngineSettings
 
-    monkeypatch.setenv("TOTOSHKA_MEMORY_BUDGET_MB", "1500")
-    default = EagerRunner().max_pixels
+    # the operator's TOTOSHKA_MEMORY_BUDGET_MB, as the engine's factory passes it on
+    default = runner_for(EngineSettings(memory_budget_mb=1500), "eager-fp32").max_pixels
     assert default is not None and 1280 * 960 < default < 4000 * 3000
-    monkeypatch.setenv("TOTOSHKA_MEMORY_BUDGET_MB", "8000")
-    assert EagerRunner().max_pixels > 12_000_000  # type: ignore[operator]
+    big = runner_for(EngineSettings(memory_budget_mb=8000), "eager-fp32").max_pixels
+    assert big > 12_000_000  # type: ignore[operator]
     assert eager.pixel_limit(500, 100) == 0
 
 
 @pytest.mark.parametrize("precision", ["bf16", "f32"])
 def test_openvino_runner_tiles_big_pictures(
-    precision: str, ml5_net: nn.Module, picture: Tensor
+    precision: str, ml5_net: nn.Module, picture: Tensor, compiled_dir: Path
 ) -> None:
     """Above its pixel limit the OpenVINO runner serves through its own tiles."""
     pytest.importorskip("openvino")
     from totoshka.engine.backends.openvino import OpenVinoRunner
 
     small = picture[..., :150, :170]
-    runner = OpenVinoRunner(precision, max_pixels=100 * 100)
+    runner = OpenVinoRunner(precision, cache_dir=compiled_dir, max_pixels=100 * 100)
     y = runner.run(ml5_net, small)
     assert y.shape == small.shape
     assert psnr(y, untiled(ml5_net, small)) >= (50.0 if precision == "bf16" else 70.0)

@@ -44,19 +44,20 @@ def test_a_verdict_cached_while_a_dependency_was_missing_does_not_survive_instal
     verdict_file = tmp_path / "verdicts.json"
     ir_cache = tmp_path / "compiled"
 
-    def auto(env: dict) -> AutoRunner:
-        runner = ov_backend.OpenVinoRunner("bf16", cache_dir=ir_cache)
+    def auto(env: dict, *, convert_in_process: bool = False) -> AutoRunner:
+        runner = ov_backend.OpenVinoRunner(
+            "bf16", cache_dir=ir_cache, convert_in_process=convert_in_process
+        )
         store = VerdictStore(verdict_file, env=env)
         return AutoRunner([runner], DEFAULT_FLOOR_DB, verdicts=store, clock=ticks)
 
     # 1. `packaging` missing: the conversion (here, in this process) fails.
     with monkeypatch.context() as m:
-        m.setenv(ov_backend.IN_PROCESS_ENV, "1")
         m.setitem(sys.modules, "packaging", None)
         for name in [n for n in sys.modules if n.startswith("packaging.")]:
             m.setitem(sys.modules, name, None)
         before = fingerprint()
-        first = auto(before)
+        first = auto(before, convert_in_process=True)
         first.run(ml5_net, x)
         assert first.last_path == "eager-fp32"
         [verdict] = first.verdicts.items().values()

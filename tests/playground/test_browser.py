@@ -23,7 +23,6 @@ import io
 import json
 import signal
 import sys
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from PIL import Image
 from playground_helpers import keep_screenshot
 from playwright.async_api import Browser, Page, expect
 
+from totoshka.bot.texts import Texts
 from totoshka.playground.runner import Playground, PlaygroundOptions
 
 pytestmark = pytest.mark.browser
@@ -132,11 +132,6 @@ async def test_page_with_scripted_bot(browser: Browser, tmp_path: Path, shared_d
         await context.close()
 
 
-def _texts_en() -> dict[str, str]:
-    data = resources.files("totoshka.bot.texts").joinpath("en.json").read_text("utf-8")
-    return json.loads(data)
-
-
 async def _read_url(process: asyncio.subprocess.Process, timeout: float) -> str:
     """The URL line `totoshka playground` prints on stdout once the bot is polling."""
     assert process.stdout is not None
@@ -155,7 +150,7 @@ async def test_playground_command_stylizes_a_photo(
     from totoshka.engine.catalog import load_catalog
 
     style_title = load_catalog().style("wave").title["en"]
-    full_button = _texts_en()["btn_full"]
+    full_button = Texts.load().get("en", "btn_full")
     stderr_path = tmp_path / "playground.stderr.log"
     with stderr_path.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(

@@ -17,105 +17,30 @@ import asyncio
 import contextlib
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 
-from totoshka.bot.delivery import Delivery
+from totoshka.bot import wiring
+from totoshka.bot.gallery import Gallery
 from totoshka.bot.handlers import build_routers
 from totoshka.bot.handlers.commands import register_commands
 from totoshka.bot.logs import setup_logging
 from totoshka.bot.middlewares import PrefsMiddleware
-from totoshka.bot.prefs import PrefsStore
-from totoshka.bot.services import Gallery, Services, StatusBoard, Tracked
+from totoshka.bot.services import Services
+from totoshka.bot.status_board import StatusBoard, Tracked
 from totoshka.bot.texts import Texts
 from totoshka.config import Settings
+from totoshka.engine.backends.hardware import inference_threads
+from totoshka.engine.factory import open_engine
+from totoshka.jobs.celery_settings import CeleryConfig
+from totoshka.jobs.pool import WorkerPool
+from totoshka.jobs.queue import JobState
 
 log = logging.getLogger(__name__)
-
-
-class LazyStylizer:
-    """One `Stylizer` per app, built on first use from any thread (it loads the catalog)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._stylizer: Any = None
-
-    def __call__(self) -> Any:
-        with self._lock:
-            if self._stylizer is None:
-                from totoshka.engine.stylizer import build_stylizer
-
-                s = self.settings
-                self._stylizer = build_stylizer(
-                    cache_dir=s.cache_dir, mirror=s.model_mirror, data_dir=s.data_dir
-                )
-            return self._stylizer
-
-
-def make_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(
-        api=TelegramAPIServer.from_base(settings.api_url), timeout=settings.request_timeout
-    )
-    return Bot(settings.token(), session=session, default=DefaultBotProperties())
-
-
-def make_storage(settings: Settings) -> BaseStorage:
-    """Memory by default; Redis when ``TOTOSHKA_REDIS_URL`` is set (state survives restarts).
-
-    The key builder must include the *destiny*: preferences live under their own
-    destiny (see `totoshka.bot.prefs`), which aiogram's default builder refuses.
-    """
-    if settings.redis_url:
-        from aiogram.fsm.storage.base import DefaultKeyBuilder
-        from aiogram.fsm.storage.redis import RedisStorage
-
-        keys = DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True, with_destiny=True)
-        return RedisStorage.from_url(settings.redis_url, key_builder=keys)
-    return MemoryStorage()
-
-
-def offered_styles(settings: Settings) -> list[tuple[str, dict[str, str]]]:
-    """Catalog styles whose weights can be had: cached, in a local mirror, or online."""
-    from totoshka.engine.catalog import load_catalog
-    from totoshka.engine.store import ModelStore
-
-    catalog = load_catalog(settings.data_dir) if settings.data_dir else load_catalog()
-    store = ModelStore(
-        cache_dir=settings.cache_dir,
-        mirror=settings.model_mirror,
-        data_dir=settings.data_dir,
-        catalog=catalog,
-    )
-    offered = []
-    for style in catalog.styles():
-        model = catalog.model(style.model)
-        available = store.is_present(model)
-        if not available:
-            if store.mirror is None or not isinstance(store.mirror, Path):
-                available = True  # fetched from the URL on first use
-            else:
-                available = all(Path(store.source(f)).exists() for f in model.files)
-        if available:
-            offered.append((style.id, dict(style.title)))
-    return offered
-
-
-def previews_folder(settings: Settings) -> Path:
-    from totoshka.engine import paths
-
-    base = settings.cache_dir or paths.cache_dir()
-    return Path(base).parent / "previews" if base.name == "models" else Path(base) / "previews"
 
 
 class BotApp:
@@ -129,20 +54,23 @@ class BotApp:
         storage: BaseStorage | None = None,
         with_workers: bool = True,
         announce: Callable[[str], None] | None = None,
+        celery: CeleryConfig | None = None,
     ) -> None:
         self.settings = settings
         # where the start-up inference line goes (the CLI: straight to stderr)
         self.announce = announce or log.info
         self._warm_task: asyncio.Task[None] | None = None
         self.texts = Texts.load()
-        self.bot = make_bot(settings)
-        self.storage = storage or make_storage(settings)
-        self.stylizer_factory = stylizer_factory or LazyStylizer(settings)
-        self.queue = self._make_queue()
+        self.bot = wiring.make_bot(settings)
+        self.storage = storage or wiring.make_storage(settings)
+        self.engine = open_engine(settings)
+        self.stylizer_factory = stylizer_factory or self.engine.stylizer
+        self.queue: Any = wiring.make_queue(settings, celery)
         self.board = StatusBoard(self.bot, self.queue, self.texts) if self.embedded else None
-        styles = offered_styles(settings)
+        self.retry = wiring.retry_policy(settings)  # one policy for every Bot API call
+        styles = self.engine.offered_styles()
         self.gallery = Gallery(
-            previews_folder(settings), self.stylizer_factory, styles, settings.preview_size
+            self.engine.previews_dir(), self.stylizer_factory, styles, settings.preview_size
         )
         self.services = Services(
             settings=settings,
@@ -150,44 +78,35 @@ class BotApp:
             queue=self.queue,
             styles=styles,
             gallery=self.gallery,
+            retry=self.retry,
             board=self.board,
         )
-        self.delivery = Delivery(
+        self.handler = wiring.make_job_handler(
+            settings,
             self.bot,
-            self.stylizer_factory,
+            self.engine,
             self.texts,
-            prefs=PrefsStore(self.storage, self.bot.id),
-            retries=settings.send_retries,
-            full_output_cap=settings.full_output_cap,
+            storage=self.storage,
+            retry=self.retry,
+            stylizer_factory=self.stylizer_factory,
             on_start=self.board.claim if self.board else None,
         )
-        self.pool: Any = None
+        self.pool: WorkerPool | None = None
         if self.embedded and with_workers:
-            from totoshka.jobs.pool import WorkerPool
-
             self.pool = WorkerPool(
-                self.queue,  # type: ignore[arg-type]
-                self.delivery,
+                self.queue,
+                self.handler,
                 concurrency=settings.workers,
+                cpu_workers=inference_threads(),  # the engine's figure (GPU batches need more)
                 max_attempts=settings.max_attempts,
                 on_change=self.board.refresh if self.board else None,
-                on_failed=self.delivery.on_failed,
+                on_failed=self.handler.on_failed,
             )
         self.dispatcher = self._make_dispatcher()
 
     @property
     def embedded(self) -> bool:
         return self.settings.jobs_backend == "embedded"
-
-    def _make_queue(self) -> Any:
-        if self.embedded:
-            from totoshka.jobs.sqlite_queue import SQLiteJobQueue
-
-            self.settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
-            return SQLiteJobQueue(self.settings.queue_path)
-        from totoshka.jobs.celery_mode import CeleryJobQueue  # type: ignore[import-not-found]
-
-        return CeleryJobQueue.from_settings(self.settings)
 
     def _make_dispatcher(self) -> Dispatcher:
         dp = Dispatcher(
@@ -224,11 +143,10 @@ class BotApp:
         operator sees what serves (``inference: openvino-bf16 (AMX), ml5 0.52 s at
         1280×960``) and one warning if it is slower than the machine supports."""
         try:
+            from totoshka.engine.diagnose import startup_probe  # imports torch: lazily
+
             stylizer = self.stylizer_factory()
-            probe = getattr(stylizer, "startup_probe", None)
-            if probe is None:
-                return
-            result = probe([style_id for style_id, _ in self.services.styles])
+            result = startup_probe(stylizer, [style_id for style_id, _ in self.services.styles])
         except Exception as exc:  # the workers start anyway; a job will say what is wrong
             log.warning("inference: not measured (%s: %s)", type(exc).__name__, exc)
             return
@@ -241,8 +159,6 @@ class BotApp:
         jobs = getattr(self.queue, "jobs", None)
         if self.board is None or jobs is None:
             return
-        from totoshka.jobs.queue import JobState
-
         purge = getattr(self.queue, "purge", None)
         if purge is not None:  # finished jobs are history: keep a week of it
             await asyncio.to_thread(purge, time.time() - 7 * 86400)

@@ -13,6 +13,7 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import Message, TelegramObject, User
 
+from totoshka.bot.conversation import Conversation
 from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.texts import Texts, language_from_code
 
@@ -20,7 +21,8 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class PrefsMiddleware(BaseMiddleware):
-    """Injects ``prefs`` / ``prefs_store`` and ``t`` (a translator in the user's language).
+    """Injects ``prefs`` / ``prefs_store``, ``t`` (a translator in the user's language)
+    and ``conv`` (all of them, with the services, as one `Conversation`).
 
     The language is the one chosen in /settings, else Telegram's ``language_code``.
     """
@@ -40,9 +42,9 @@ class PrefsMiddleware(BaseMiddleware):
         prefs = await store.load(chat_id, user.id)
         data["prefs_store"] = store
         data["prefs"] = prefs
-        data["t"] = self.texts.for_language(
-            prefs.language or language_from_code(user.language_code)
-        )
+        t = self.texts.for_language(prefs.language or language_from_code(user.language_code))
+        data["t"] = t
+        data["conv"] = Conversation(bot, t, data["state"], prefs, store, data["services"])
         return await handler(event, data)
 
 

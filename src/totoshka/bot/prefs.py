@@ -10,10 +10,9 @@ Celery worker configured with the same Redis sees the same preferences.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
+from pydantic import BaseModel, ConfigDict, Field
 
 from totoshka.config import OUTPUT_SIZES
 
@@ -22,8 +21,7 @@ RECENT_PAINTINGS = 4
 STRENGTHS: tuple[int, ...] = (25, 50, 75, 100)  # percent; the result buttons step through these
 
 
-@dataclass
-class Painting:
+class Painting(BaseModel):
     """A user's painting: its Telegram file and, once computed, its Magenta style vector."""
 
     pid: str
@@ -31,24 +29,16 @@ class Painting:
     vector: list[float] | None = None
 
 
-@dataclass
-class Prefs:
+class Prefs(BaseModel):
+    """Stored as JSON in the FSM storage; a record from an older version still loads."""
+
+    model_config = ConfigDict(extra="ignore")
+
     language: str | None = None  # None: follow Telegram's language_code
     size: int | None = None  # longest side; 0 = full; None = the operator's default
     strength: int = 100
     preserve_colors: bool = False
-    paintings: list[Painting] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Prefs:
-        paintings = [Painting(**p) for p in data.get("paintings", [])]
-        known = {
-            k: data[k] for k in ("language", "size", "strength", "preserve_colors") if k in data
-        }
-        return cls(paintings=paintings, **known)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    paintings: list[Painting] = Field(default_factory=list)
 
     def output_size(self, default: int) -> int:
         return default if self.size is None else self.size
@@ -94,10 +84,10 @@ class PrefsStore:
         )
 
     async def load(self, chat_id: int, user_id: int) -> Prefs:
-        return Prefs.from_dict(await self.storage.get_data(self._key(chat_id, user_id)))
+        return Prefs.model_validate(await self.storage.get_data(self._key(chat_id, user_id)))
 
     async def save(self, chat_id: int, user_id: int, prefs: Prefs) -> None:
-        await self.storage.set_data(self._key(chat_id, user_id), prefs.to_dict())
+        await self.storage.set_data(self._key(chat_id, user_id), prefs.model_dump())
 
     async def set_painting_vector(
         self, chat_id: int, user_id: int, pid: str, vector: list[float]

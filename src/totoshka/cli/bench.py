@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from totoshka.cli.common import UsageError, err_console
+from totoshka.cli.common import UsageError, engine_settings, err_console
 from totoshka.engine import bench as engine_bench
 
 
@@ -65,12 +65,12 @@ def bench(
             err_console.print(message)
 
     report = engine_bench.run_bench(
+        engine_settings(model_mirror=mirror),
         families=family_list,
         sizes=size_list,
         paths=_split(paths),
         repeats=repeats,
         style=style,
-        mirror=mirror,
         photo=str(photo) if photo else None,
         painting=str(painting) if painting else None,
         threads=threads,

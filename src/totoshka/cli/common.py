@@ -1,9 +1,15 @@
-"""What every `totoshka` command shares: error reporting, consoles, progress bars.
+"""What every `totoshka` command shares: error reporting, consoles, progress bars,
+and the engine's settings.
 
 Errors a user can cause (an `EngineError`, a missing file, a bad option) print one
 line, `totoshka: error: ...`, on stderr and exit 1 (2 for usage errors), with no
 traceback. That happens once, in `CliGroup.main`, so commands added by other
 modules get it for free: they just raise `EngineError` or `UsageError`.
+
+A command is where its process starts, so it is where the engine's configuration is
+read: `engine_settings(...)` builds `EngineSettings` once (environment and .env,
+then the command's own options such as ``--mirror`` on top) and the command hands
+it, or the engine `open_engine` builds from it, to whatever it calls.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,9 +35,11 @@ from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 from typer.exceptions import Abort
 
-from totoshka.engine.catalog import Catalog, Model, ModelFile
+from totoshka.cli.run import settings_problem
+from totoshka.engine.catalog import Model, ModelFile
 from totoshka.engine.errors import EngineError
-from totoshka.engine.store import ModelStore
+from totoshka.engine.factory import Engine, open_engine
+from totoshka.engine.settings import EngineSettings
 
 PROG = "totoshka"
 console = Console()
@@ -89,8 +98,21 @@ class CliGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def make_store(mirror: str | None = None, catalog: Catalog | None = None) -> ModelStore:
-    return ModelStore(mirror=mirror, catalog=catalog)
+def engine_settings(**options: Any) -> EngineSettings:
+    """The engine's settings for this command: the operator's (``TOTOSHKA_*``, .env)
+    with the command's options that were given (not None) on top, e.g.
+    ``engine_settings(model_mirror=mirror)``. A bad value is one line, naming the
+    variable."""
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        return EngineSettings(**given)
+    except ValidationError as exc:
+        raise EngineError(settings_problem(exc)) from None
+
+
+def command_engine(**options: Any) -> Engine:
+    """`open_engine(engine_settings(**options))`: what a command that paints starts with."""
+    return open_engine(engine_settings(**options))
 
 
 @contextmanager

@@ -27,21 +27,22 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from pydantic import ValidationError
 
 from totoshka import __version__
 from totoshka.cli.common import console
+from totoshka.cli.run import settings_problem
+from totoshka.config import InspectSettings
+from totoshka.engine.backends import expected_path
+from totoshka.engine.backends.hardware import cpu_info, cuda_available, openvino_available
 from totoshka.engine.backends.verdicts import package_version
+from totoshka.engine.errors import EngineError
+from totoshka.engine.factory import Engine, open_engine
 
 CONNECT_TIMEOUT_S = 5.0
 
 
-def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from totoshka.cli.run import settings_problem
-    from totoshka.config import InspectSettings
-    from totoshka.engine.errors import EngineError
-
+def _settings() -> InspectSettings:
     try:
         return InspectSettings()
     except ValidationError as exc:
@@ -156,8 +157,6 @@ def services(settings: Any) -> dict[str, dict[str, Any]]:
 
 
 def environment() -> dict[str, Any]:
-    from totoshka.engine.backends.hardware import cpu_info, cuda_available, openvino_available
-
     torch_version = package_version("torch")
     gpu = None
     if cuda_available():
@@ -178,20 +177,19 @@ def environment() -> dict[str, Any]:
     }
 
 
-def models(stylizer: Any) -> list[dict[str, Any]]:
+def models(engine: Engine) -> list[dict[str, Any]]:
     return [
         {
             "id": m.id,
             "family": m.family,
-            "present": stylizer.store.is_present(m),
+            "present": engine.store.is_present(m),
         }
-        for m in stylizer.catalog.models()
+        for m in engine.catalog.models()
     ]
 
 
 def inference(stylizer: Any, quality: bool) -> dict[str, Any]:
-    from totoshka.engine.backends import expected_path
-    from totoshka.engine.diagnose import family_reports
+    from totoshka.engine.diagnose import family_reports  # imports torch: it measures
 
     reports = family_reports(stylizer, quality=quality)
     return {
@@ -202,11 +200,8 @@ def inference(stylizer: Any, quality: bool) -> dict[str, Any]:
 
 def collect(*, recalibrate: bool = False, quality: bool = True) -> dict[str, Any]:
     settings = _settings()
-    from totoshka.engine.stylizer import build_stylizer
-
-    stylizer = build_stylizer(
-        cache_dir=settings.cache_dir, mirror=settings.model_mirror, data_dir=settings.data_dir
-    )
+    engine = open_engine(settings)
+    stylizer = engine.stylizer()
     cleared = None
     if recalibrate:
         verdicts = getattr(stylizer.runner, "verdicts", None)
@@ -215,7 +210,7 @@ def collect(*, recalibrate: bool = False, quality: bool = True) -> dict[str, Any
         "environment": environment(),
         "inference": inference(stylizer, quality),
         "recalibrated": cleared,
-        "models": models(stylizer),
+        "models": models(engine),
         "services": services(settings),
         "settings": settings.model_dump(mode="json"),
     }

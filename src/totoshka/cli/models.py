@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from totoshka.cli.common import console, download_progress, err_console, make_store
-from totoshka.engine.catalog import OPERATOR, load_catalog
+from totoshka.cli.common import command_engine, console, download_progress, err_console
+from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.errors import EngineError
 
 app = typer.Typer(help="Model weights: list, pull, verify.", no_args_is_help=True)
@@ -21,8 +21,8 @@ def _size(n: int | None) -> str:
 @app.command("list")
 def list_models() -> None:
     """Every model: family, files, size, license, and whether it is in the cache."""
-    catalog = load_catalog()
-    store = make_store(catalog=catalog)
+    engine = command_engine()
+    catalog, store = engine.catalog, engine.store
     table = Table(title=f"Models (cache: {store.cache_dir})")
     for column in ("id", "family", "files", "size", "license", "styles", "cached"):
         table.add_column(column, no_wrap=column != "styles")
@@ -55,8 +55,8 @@ def pull(
     force: Annotated[bool, typer.Option(help="Download again even if present.")] = False,
 ) -> None:
     """Download models into the cache (checked by sha256)."""
-    catalog = load_catalog()
-    store = make_store(mirror, catalog)
+    engine = command_engine(model_mirror=mirror)
+    catalog, store = engine.catalog, engine.store
     models = (
         [catalog.model(i) for i in ids]
         if ids
@@ -88,8 +88,8 @@ def verify(
     ] = False,
 ) -> None:
     """Re-hash the cached files against the catalog (or the first-use record)."""
-    catalog = load_catalog()
-    store = make_store(catalog=catalog)
+    engine = command_engine()
+    catalog, store = engine.catalog, engine.store
     models = [catalog.model(i) for i in ids] if ids else catalog.models()
     bad = 0
     for model in models:

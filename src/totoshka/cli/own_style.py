@@ -20,10 +20,10 @@ from typing import Annotated, Any
 
 import typer
 
-from totoshka.cli.common import UsageError, download_progress, err_console
-from totoshka.engine.catalog import Catalog
+from totoshka.cli import styles
+from totoshka.cli.common import UsageError, command_engine, download_progress, err_console
 from totoshka.engine.errors import EngineError
-from totoshka.engine.store import ModelStore
+from totoshka.engine.factory import Engine
 
 STYLE_IMAGE_HELP = "A painting to use as the style (twice to mix two paintings)."
 MIX_HELP = "With two --style-image: the second painting's share, 0..1."
@@ -39,9 +39,8 @@ def own_style_cli(
     style_images: list[Path] | None,
     mix: float | None,
     style_strength: float | None,
-    engine: str | None,
-    catalog: Catalog,
-    store: ModelStore,
+    engine_name: str | None,
+    engine: Engine,
 ) -> tuple[Any, str]:
     """`stylize` without a built-in --style: check the option mix, then `own_style_for`."""
     if style is not None:
@@ -49,26 +48,22 @@ def own_style_cli(
     if not style_images:
         raise UsageError("give --style NAME or --style-image PAINTING")
     strength = 1.0 if style_strength is None else style_strength
-    return own_style_for(style_images, mix, strength, engine, catalog, store)
+    return own_style_for(style_images, mix, strength, engine_name, engine)
 
 
 def own_style_for(
     style_images: list[Path],
     mix: float | None,
     style_strength: float,
-    engine: str | None,
-    catalog: Catalog,
-    store: ModelStore,
+    engine_name: str | None,
+    engine: Engine,
 ) -> tuple[Any, str]:
-    """(OwnStyle, label for output names) from the CLI options; models pulled first."""
-    import os
+    """(OwnStyle, label for output names) from the CLI options; models pulled first.
 
-    from totoshka.engine import own_style
-    from totoshka.engine.stylizer import OwnStyle
+    `engine_name` is --own-style-engine; without it, the operator's setting."""
+    from totoshka.engine import own_style  # imports torch: these options paint
 
-    engine = own_style.check_engine(
-        engine or os.environ.get(own_style.ENGINE_ENV) or own_style.DEFAULT_ENGINE
-    )
+    name = own_style.check_engine(engine_name or engine.settings.own_style_engine)
     own_style.check_strength(style_strength)
     if len(style_images) > 2:
         raise UsageError("give at most two --style-image paintings")
@@ -86,16 +81,16 @@ def own_style_for(
             paintings.append(own_style.load_painting(path))
         except EngineError as exc:
             raise EngineError(f"{path}: {exc.message}") from None
-    needed = [own_style.MAGENTA_MODEL] if engine == "magenta" else [own_style.MSGNET_MODEL]
+    needed = [own_style.MAGENTA_MODEL] if name == "magenta" else [own_style.MSGNET_MODEL]
     for model_id in needed:
-        model = catalog.model(model_id)
-        if not store.is_present(model):
+        model = engine.catalog.model(model_id)
+        if not engine.store.is_present(model):
             with download_progress(err_console.is_terminal) as progress:
-                store.ensure(model, progress=progress)
-    style = OwnStyle(
+                engine.store.ensure(model, progress=progress)
+    style = own_style.OwnStyle(
         paintings=tuple(zip(paintings, weights, strict=True)),
         style_strength=style_strength,
-        engine=engine,
+        engine=name,
     )
     label = "+".join(p.stem for p in style_images)
     return style, label
@@ -128,8 +123,6 @@ def styles_add(
     if (model is None) == (painting is None):
         raise UsageError("give either --model FILE or --painting FILE")
     if model is not None:
-        from totoshka.cli import styles
-
         return styles.add(
             name=name,
             model=model,
@@ -144,21 +137,18 @@ def styles_add(
         raise UsageError("with --painting the painting itself is the preview")
     if not painting.is_file():
         raise EngineError(f"{painting}: no such file")
-    from totoshka.cli.common import make_store
-    from totoshka.engine import own_style
-    from totoshka.engine.catalog import load_catalog
-    from totoshka.engine.stylizer import Stylizer
+    from totoshka.engine import own_style  # torch: the painting's vector is computed
 
-    catalog = load_catalog()
-    store = make_store(mirror, catalog)
-    magenta_model = catalog.model(own_style.MAGENTA_MODEL)
-    if not store.is_present(magenta_model):
+    engine = command_engine(model_mirror=mirror)
+    magenta_model = engine.catalog.model(own_style.MAGENTA_MODEL)
+    if not engine.store.is_present(magenta_model):
         with download_progress(err_console.is_terminal) as progress:
-            store.ensure(magenta_model, progress=progress)
+            engine.store.ensure(magenta_model, progress=progress)
     style = own_style.add_painting_style(
         name,
         painting,
-        stylizer=Stylizer(catalog, store),
+        catalog=engine.catalog,
+        store=engine.store,
         title_en=title_en,
         title_ru=title_ru,
         credit=credit,

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from totoshka.cli.common import download_progress, err_console
+from totoshka.cli.common import download_progress, engine_settings, err_console
 from totoshka.engine.errors import EngineError
 
 
@@ -47,7 +47,7 @@ def playground(
 
     if pull:
         with download_progress(err_console.is_terminal) as progress:
-            prepare_models(progress, echo=_say)
+            prepare_models(engine_settings(), progress, echo=_say)
 
     options = PlaygroundOptions(host=host, port=port, log_level="INFO" if verbose else "WARNING")
     playground_ = Playground(options, echo=_say)

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from totoshka.bot.logs import install_redaction
+from totoshka.config import Settings
 from totoshka.engine.errors import EngineError
 
 
@@ -27,7 +29,7 @@ def settings_problem(exc: ValidationError) -> str:
 SCALE_FIX = "bash scripts/setup.sh scale (or pip install 'totoshka[scale]')"
 
 
-def require_packages(settings: Any) -> None:
+def require_packages(settings: Settings) -> None:
     """Celery mode and Redis state need the scale-out packages, which the default
     install leaves out: say so in one line, with the command that fixes it."""
     import importlib
@@ -46,9 +48,7 @@ def require_packages(settings: Any) -> None:
             ) from None
 
 
-def _settings(**overrides: Any) -> Any:
-    from totoshka.config import Settings
-
+def _settings(**overrides: Any) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = Settings(**values)
@@ -93,20 +93,20 @@ def worker(
 ) -> None:
     """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode."""
     settings = _settings(jobs_backend="celery")
-    from totoshka.bot.logs import install_redaction
-    from totoshka.jobs.celery_mode import CeleryConfig, run_worker
+    from totoshka.bot.wiring import WORKER_HANDLERS, celery_config
+    from totoshka.jobs.celery_mode import run_worker
 
     install_redaction(settings.token())
     announce_inference(settings)
     run_worker(
-        CeleryConfig.from_settings(settings),
-        handler_factory="totoshka.bot.delivery:make_handler",
+        celery_config(settings),
+        handler_factory=WORKER_HANDLERS,
         concurrency=concurrency,
         loglevel=loglevel,
     )
 
 
-def announce_inference(settings: Any) -> None:
+def announce_inference(settings: Settings) -> None:
     """The start-up inference line of a worker host, measured in a short-lived child:
     Celery forks its pool from this process, and a forked OpenVINO or torch thread
     pool is broken; the child also leaves the converted models on disk for them."""

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from totoshka.cli.common import console, make_store
-from totoshka.engine.catalog import OPERATOR, load_catalog
+from totoshka.cli.common import command_engine, console, engine_settings
+from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.operator_styles import add_style_from_path, remove_operator_style
 
 app = typer.Typer(help="List the styles; add or remove your own.", no_args_is_help=True)
@@ -20,8 +20,8 @@ def list_styles(
     plain: Annotated[bool, typer.Option("--plain", help="One id per line, for scripts.")] = False,
 ) -> None:
     """All styles: id, titles, family, and whether the weights are in the cache."""
-    catalog = load_catalog()
-    store = make_store(catalog=catalog)
+    engine = command_engine()
+    catalog, store = engine.catalog, engine.store
     if plain:
         for style in catalog.styles():
             typer.echo(style.id)
@@ -64,6 +64,7 @@ def add(
         preview=preview,
         credit=credit,
         license=license,
+        data_dir=engine_settings().data_path(),
     )
     typer.echo(f"added style {style.id!r} ({style.title['en']})")
 
@@ -71,5 +72,5 @@ def add(
 @app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Id of a style you added.")]) -> None:
     """Remove a style you added (and its files)."""
-    remove_operator_style(name)
+    remove_operator_style(name, data_dir=engine_settings().data_path())
     typer.echo(f"removed style {name!r}")

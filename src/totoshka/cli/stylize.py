@@ -11,13 +11,12 @@ import typer
 from totoshka.cli import own_style
 from totoshka.cli.common import (
     UsageError,
+    command_engine,
     download_progress,
     err_console,
     item_progress,
-    make_store,
     print_error,
 )
-from totoshka.engine.catalog import load_catalog
 from totoshka.engine.errors import EngineError
 from totoshka.engine.imageio import encode_image, load_image
 
@@ -85,11 +84,11 @@ def stylize(
         if not path.is_file():
             raise EngineError(f"{path}: no such file")
 
-    catalog = load_catalog()
-    store = make_store(mirror, catalog)
+    engine = command_engine(model_mirror=mirror)
+    catalog, store = engine.catalog, engine.store
     if style_image or style is None:
         picked, label = own_style.own_style_cli(
-            style, style_image, mix, style_strength, own_style_engine, catalog, store
+            style, style_image, mix, style_strength, own_style_engine, engine
         )
     else:
         if mix is not None or style_strength is not None:
@@ -101,9 +100,7 @@ def stylize(
                 store.ensure(model, progress=progress)
         picked, label = chosen.id, chosen.id
 
-    from totoshka.engine.stylizer import Stylizer  # torch import: only when needed
-
-    stylizer = Stylizer(catalog, store)
+    stylizer = engine.stylizer()  # imports torch: only once the options are right
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -20,7 +20,8 @@ Pieces (one job per module):
 * :mod:`.control` – the HTTP JSON control API under ``/_emulator`` (route table
   in its docstring), for tests and the browser playground;
 * :mod:`.client` – :class:`EmulatorClient` / :class:`SimUser`, an async driver
-  of the control API for tests;
+  of the control API for tests (the one module that uses aiogram, imported on
+  first use so the server never loads it);
 * :mod:`.faults` – injected 429/5xx/slow answers and the call log;
 * :mod:`.limits`, :mod:`.errors`, :mod:`.media`, :mod:`.text`, :mod:`.markup`,
   :mod:`.attachments`, :mod:`.params`, :mod:`.webhook` – Telegram's rules.
@@ -31,11 +32,23 @@ be plain ``http://`` and are retried quickly; no flood limits unless injected;
 files sent by URL cannot be fetched ("failed to get HTTP URL content").
 """
 
+from typing import Any
+
 from totoshka.emulator.app import create_app
-from totoshka.emulator.client import ChatMessage, ControlError, EmulatorClient, SimUser
 from totoshka.emulator.limits import Limits
 from totoshka.emulator.server import EmulatorServer, run, serve
 from totoshka.emulator.state import World
+
+_CLIENT_NAMES = ("ChatMessage", "ControlError", "EmulatorClient", "SimUser")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from totoshka.emulator import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ChatMessage",

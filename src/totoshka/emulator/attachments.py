@@ -124,7 +124,7 @@ class Attachments:
             meta["width"], meta["height"] = size or (512, 512)
         for name in ("width", "height", "duration"):
             if attributes.get(name) is not None:
-                meta[name] = int(attributes[name])
+                meta[name] = attributes[name]
         stored = self.files.add(kind, reference.data, **meta)
         return await self.render(stored, thumbnail_source=reference.data, **attributes)
 

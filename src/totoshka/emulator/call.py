@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from totoshka.emulator.errors import (
     CHAT_ID_EMPTY,
     CHAT_NOT_FOUND,
@@ -17,6 +19,13 @@ from totoshka.emulator.state import BotAccount, Chat, Message, World
 
 if TYPE_CHECKING:
     from totoshka.emulator.webhook import WebhookDelivery
+
+
+class ReplyParameters(BaseModel):
+    """The fields of Telegram's ReplyParameters that a private chat uses."""
+
+    message_id: int | None = None
+    allow_sending_without_reply: bool | None = None
 
 
 @dataclass(slots=True)
@@ -70,17 +79,16 @@ def existing_message(chat: Chat, message_id: int | None, missing: str) -> Messag
 def reply_target(call: Call, chat: Chat) -> Message | None:
     """``reply_parameters`` (or the older ``reply_to_message_id``) → the replied message."""
     params = call.params
-    reply = params.json_value("reply_parameters", "reply parameters")
-    message_id: int | None = None
+    reply = params.json_value("reply_parameters", "reply parameters", ReplyParameters)
+    message_id = params.get("reply_to_message_id", int)
     allow_missing = params.flag("allow_sending_without_reply")
-    if isinstance(reply, dict):
-        message_id = reply.get("message_id")
-        allow_missing = bool(reply.get("allow_sending_without_reply", allow_missing))
-    elif params.has("reply_to_message_id"):
-        message_id = params.integer("reply_to_message_id")
+    if reply is not None:
+        message_id = reply.message_id
+        if reply.allow_sending_without_reply is not None:
+            allow_missing = reply.allow_sending_without_reply
     if message_id is None:
         return None
-    message = chat.messages.get(int(message_id))
+    message = chat.messages.get(message_id)
     if message is None or message.deleted:
         if allow_missing:
             return None

@@ -9,11 +9,13 @@ Usage in a test (``server`` from :class:`~totoshka.emulator.server.EmulatorServe
         await user.press(menu, "Van Gogh")            # by label or callback_data
         await user.send_photo(jpeg_bytes)
         result = await user.wait_for_message(lambda m: m.photo, timeout=30)
-        image = await client.download(result.largest_photo["file_id"])
+        image = await client.download(result.largest_photo.file_id)
         await client.inject_fault("sendPhoto", status=429, retry_after=1, count=2)
         sent = await client.calls("sendPhoto")        # [CallRecord], to count successes
 
-Waiting uses the server's long-polling ``events`` endpoint, so nothing here sleeps
+Messages come back as aiogram's own types (:class:`ChatMessage` is aiogram's
+``Message`` plus the chat facts the control API adds), so a test reads them as a
+bot would. Waiting uses the server's long-polling ``events`` endpoint, so nothing here sleeps
 in a loop; ``wait_for_message`` raises :class:`TimeoutError` when the bot stays
 silent, with the chat's messages in the error text.
 """
@@ -23,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import aiohttp
+from aiogram.types import InlineKeyboardButton, Message, PhotoSize, User
 
 
 class ControlError(RuntimeError):
@@ -38,55 +40,28 @@ class ControlError(RuntimeError):
         self.description = description
 
 
-@dataclass(slots=True)
-class ChatMessage:
-    """A message in a private chat as the control API shows it (current state + history)."""
+class ChatMessage(Message):
+    """aiogram's Message, plus what the control API knows: who sent it, deleted, edits."""
 
-    raw: dict[str, Any]  # the Bot API Message object, current state
     from_bot: bool
-    deleted: bool = False
-    edit_count: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    deleted: bool
+    edit_count: int
+    history: list[Message]  # earlier versions, oldest first
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> ChatMessage:
-        return cls(
-            view["message"], view["from_bot"], view["deleted"], view["edit_count"], view["history"]
-        )
+        facts = {key: view[key] for key in ("from_bot", "deleted", "edit_count", "history")}
+        return cls.model_validate({**view["message"], **facts})
 
     @property
-    def message_id(self) -> int:
-        return int(self.raw["message_id"])
-
-    @property
-    def text(self) -> str | None:
-        return self.raw.get("text")
-
-    @property
-    def caption(self) -> str | None:
-        return self.raw.get("caption")
-
-    @property
-    def photo(self) -> list[dict[str, Any]] | None:
-        return self.raw.get("photo")
-
-    @property
-    def largest_photo(self) -> dict[str, Any] | None:
-        return self.photo[-1] if self.photo else None
-
-    @property
-    def document(self) -> dict[str, Any] | None:
-        return self.raw.get("document")
-
-    @property
-    def media_group_id(self) -> str | None:
-        return self.raw.get("media_group_id")
-
-    @property
-    def buttons(self) -> list[dict[str, Any]]:
+    def buttons(self) -> list[InlineKeyboardButton]:
         """Inline keyboard buttons, row by row, flattened."""
-        rows = (self.raw.get("reply_markup") or {}).get("inline_keyboard", [])
-        return [button for row in rows for button in row]
+        markup = self.reply_markup
+        return [button for row in markup.inline_keyboard for button in row] if markup else []
+
+    @property
+    def largest_photo(self) -> PhotoSize | None:
+        return self.photo[-1] if self.photo else None
 
     def __repr__(self) -> str:
         what = self.text or self.caption or ("<photo>" if self.photo else "<media>")
@@ -255,8 +230,8 @@ class SimUser:
 
     def __init__(self, client: EmulatorClient, user: dict[str, Any]) -> None:
         self.client = client
-        self.info = user
-        self.id: int = user["id"]
+        self.info = User.model_validate(user)
+        self.id = self.info.id
         self._seen_seq = 0
 
     @property
@@ -264,25 +239,27 @@ class SimUser:
         return self.id
 
     def __repr__(self) -> str:
-        return f"<SimUser {self.id} {self.info.get('first_name')!r}>"
+        return f"<SimUser {self.id} {self.info.first_name!r}>"
 
     def _path(self, tail: str) -> str:
         return f"/users/{self.id}/{tail}"
 
-    async def send_text(self, text: str, *, reply_to: int | None = None) -> dict[str, Any]:
-        """Send a message (``/command`` text gets bot_command entities); returns the Message."""
-        payload = {"text": text, "reply_to_message_id": reply_to}
-        sent = await self.client.request("POST", self._path("text"), json=payload)
-        return sent["message"]
+    async def _send(self, kind: str, **body: Any) -> Message:
+        """Post the user's message; returns it as the Bot API Message the bot receives."""
+        sent = await self.client.request("POST", self._path(kind), **body)
+        return Message.model_validate(sent["message"])
 
-    async def send_command(self, command: str, args: str = "") -> dict[str, Any]:
+    async def send_text(self, text: str, *, reply_to: int | None = None) -> Message:
+        """Send a message (``/command`` text gets bot_command entities)."""
+        return await self._send("text", json={"text": text, "reply_to_message_id": reply_to})
+
+    async def send_command(self, command: str, args: str = "") -> Message:
         text = "/" + command.removeprefix("/") + (f" {args}" if args else "")
         return await self.send_text(text)
 
-    async def send_photo(self, data: bytes, *, caption: str | None = None) -> dict[str, Any]:
+    async def send_photo(self, data: bytes, *, caption: str | None = None) -> Message:
         payload = {"data": base64.b64encode(data).decode(), "caption": caption}
-        sent = await self.client.request("POST", self._path("photo"), json=payload)
-        return sent["message"]
+        return await self._send("photo", json=payload)
 
     async def send_document(
         self,
@@ -291,7 +268,7 @@ class SimUser:
         mime_type: str | None = None,
         *,
         caption: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Message:
         form = aiohttp.FormData()
         form.add_field(
             "document",
@@ -303,53 +280,42 @@ class SimUser:
             form.add_field("mime_type", mime_type)
         if caption:
             form.add_field("caption", caption)
-        sent = await self.client.request("POST", self._path("document"), data=form)
-        return sent["message"]
+        return await self._send("document", data=form)
 
-    async def send_media(
-        self, kind: str, data: bytes | None = None, **fields: Any
-    ) -> dict[str, Any]:
+    async def send_media(self, kind: str, data: bytes | None = None, **fields: Any) -> Message:
         """sticker / voice / video / audio; without ``data`` a small stub file is sent."""
         payload: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         if data is not None:
             payload["data"] = base64.b64encode(data).decode()
-        sent = await self.client.request("POST", self._path(kind), json=payload)
-        return sent["message"]
+        return await self._send(kind, json=payload)
 
-    async def send_sticker(self, emoji: str = "🙂") -> dict[str, Any]:
+    async def send_sticker(self, emoji: str = "🙂") -> Message:
         return await self.send_media("sticker", emoji=emoji)
 
-    async def send_voice(self, duration: int = 2) -> dict[str, Any]:
+    async def send_voice(self, duration: int = 2) -> Message:
         return await self.send_media("voice", duration=duration)
 
-    async def send_video(
-        self, width: int = 640, height: int = 360, duration: int = 3
-    ) -> dict[str, Any]:
+    async def send_video(self, width: int = 640, height: int = 360, duration: int = 3) -> Message:
         return await self.send_media("video", width=width, height=height, duration=duration)
 
     async def send_album(
         self, photos: list[bytes], captions: list[str | None] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Message]:
         captions = captions or [None] * len(photos)
         items = [
             {"type": "photo", "data": base64.b64encode(p).decode(), "caption": c}
             for p, c in zip(photos, captions, strict=True)
         ]
         sent = await self.client.request("POST", self._path("album"), json={"items": items})
-        return sent["messages"]
+        return [Message.model_validate(message) for message in sent["messages"]]
 
-    async def press(self, message: ChatMessage | dict[str, Any] | int | Any, button: str) -> str:
+    async def press(self, message: Message | int, button: str) -> str:
         """Press the inline button whose label or callback_data is ``button``.
 
-        ``message`` is a ChatMessage, a Bot API message dict, an aiogram Message or an
+        ``message`` is a Message (a ChatMessage, or what aiogram's Bot returned) or an
         id. Returns the callback query id (see :meth:`EmulatorClient.callback_answer`).
         """
-        if isinstance(message, dict):
-            message_id = int(message["message_id"])
-        elif isinstance(message, int):
-            message_id = message
-        else:
-            message_id = int(message.message_id)
+        message_id = message if isinstance(message, int) else message.message_id
         try:
             result = await self.client.request(
                 "POST", self._path("press"), json={"message_id": message_id, "text": button}

@@ -24,7 +24,8 @@ Routes (``{uid}`` is a user id = their private chat id):
 * ``POST /_emulator/users/{uid}/{kind}`` for sticker | voice | video | audio;
   ``data`` optional (a stub is sent), ``emoji``, ``width``, ``height``, ``duration``.
 * ``POST /_emulator/users/{uid}/album`` ``{items: [{type, data, caption?,
-  file_name?}]}`` or multipart, one file part per item → ``{messages, media_group_id}``.
+  file_name?}]}`` or multipart, one file part per item (each its own part name) →
+  ``{messages, media_group_id}``.
 * ``POST /_emulator/users/{uid}/press`` ``{message_id, data? | text?}`` →
   ``{callback_query_id, data, message_id}``.
 * ``POST /_emulator/users/{uid}/block`` / ``unblock`` – the bot gets
@@ -59,28 +60,31 @@ import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from totoshka.emulator.actions import UserActions, control_error
 from totoshka.emulator.errors import BotApiError
+from totoshka.emulator.messaging import media_attributes
+from totoshka.emulator.params import Params, Upload, read_params
 from totoshka.emulator.state import BotAccount, ChatEvent, Message, World
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/_emulator"
 _MEDIA_KINDS = ("document", "sticker", "voice", "video", "audio")
-_FAULT_FIELDS = (
-    "status",
-    "retry_after",
-    "count",
-    "probability",
-    "seed",
-    "delay",
-    "description",
-    "executed",
-)
+_FAULT_FIELDS: dict[str, Any] = {
+    "status": int,
+    "retry_after": int,
+    "count": int,
+    "probability": float,
+    "seed": int,
+    "delay": float,
+    "description": str,
+    "executed": bool,
+}
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,21 +106,6 @@ def _ok(result: Any) -> web.Response:
     return web.json_response({"ok": True, "result": result})
 
 
-def message_view(message: Message) -> dict[str, Any]:
-    return message.view()
-
-
-def event_view(event: ChatEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "type": event.type,
-        "at": event.at,
-        "message_id": event.message_id,
-        "data": event.data,
-        "message": event.message,
-    }
-
-
 def _decode(data: Any) -> bytes | None:
     if data is None:
         return None
@@ -134,67 +123,12 @@ def _decode(data: Any) -> bytes | None:
         raise control_error("data is not valid base64") from None
 
 
-class _Body:
-    """A control request's JSON or multipart body, plus its query string."""
-
-    def __init__(
-        self, values: dict[str, Any], files: list[tuple[str, bytes, str | None, str | None]]
-    ) -> None:
-        self.values = values
-        self.files = files  # (part name, bytes, filename, content type), in order
-
-    def file(self, name: str) -> tuple[bytes, str | None, str | None] | None:
-        for part, data, filename, content_type in self.files:
-            if part == name:
-                return data, filename, content_type
-        encoded = _decode(self.values.get("data"))
-        if encoded is None:
-            return None
-        return encoded, self.values.get("file_name"), self.values.get("mime_type")
-
-    def number(self, name: str, default: float) -> float:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return default
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise control_error(f"{name} must be a number") from None
-
-    def int(self, name: str) -> int | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise control_error(f"{name} must be an integer") from None
-
-
-async def _body(request: web.Request) -> _Body:
-    values: dict[str, Any] = dict(request.query)
-    files: list[tuple[str, bytes, str | None, str | None]] = []
-    if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            data = bytes(await part.read())
-            if part.filename is not None:
-                files.append((part.name, data, part.filename, part.headers.get("Content-Type")))
-            else:
-                values[part.name] = data.decode("utf-8", errors="replace")
-    elif request.content_type == "application/x-www-form-urlencoded":
-        values.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
-    elif request.can_read_body:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise control_error("the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise control_error("the body must be a JSON object")
-        values.update(body)
-    return _Body(values, files)
+def _upload(params: Params, name: str) -> Upload | None:
+    """The multipart part ``name``, or else the base64 ``data``."""
+    if (part := params.uploads.get(name)) is not None:
+        return part
+    data = _decode(params.values.get("data"))
+    return None if data is None else Upload(data, None, None)
 
 
 class ControlApi:
@@ -204,8 +138,11 @@ class ControlApi:
         self.world = world
 
     # -- helpers --------------------------------------------------------------
-    def _bot(self, body: _Body) -> BotAccount:
-        bot_id = body.int("bot_id")
+    async def _params(self, request: web.Request) -> Params:
+        return await read_params(request, self.world.limits.upload_bytes, control_error)
+
+    def _bot(self, params: Params) -> BotAccount:
+        bot_id = params.get("bot_id", int)
         if bot_id is not None:
             return self.world.bot(bot_id)
         try:
@@ -213,12 +150,14 @@ class ControlApi:
         except LookupError as error:
             raise control_error(str(error)) from None
 
-    def _actions(self, request: web.Request, body: _Body) -> UserActions:
+    async def _actions(self, request: web.Request) -> tuple[UserActions, Params]:
+        """The user of the route's ``{uid}`` acting towards the request's bot."""
+        params = await self._params(request)
         try:
             user = self.world.users[int(request.match_info["uid"])]
         except (KeyError, ValueError):
             raise control_error("user not found", 404) from None
-        return UserActions(self.world, self._bot(body), user)
+        return UserActions(self.world, self._bot(params), user), params
 
     @staticmethod
     def _sent(message: Message) -> dict[str, Any]:
@@ -241,15 +180,18 @@ class ControlApi:
 
     # -- users ------------------------------------------------------------------
     async def create_user(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        params = await self._params(request)
         fields = {
-            key: body.values[key]
-            for key in ("last_name", "username", "language_code", "is_premium")
-            if body.values.get(key) is not None
+            key: params.string(key)
+            for key in ("last_name", "username", "language_code")
+            if params.has(key)
         }
         try:
             user = self.world.add_user(
-                str(body.values.get("first_name") or "Test"), user_id=body.int("id"), **fields
+                params.string("first_name") or "Test",
+                user_id=params.get("id", int),
+                is_premium=params.flag("is_premium"),
+                **fields,
             )
         except ValueError as error:
             raise control_error(str(error), 409) from None
@@ -265,24 +207,22 @@ class ControlApi:
             raise control_error("user not found", 404) from None
 
     async def send_text(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        actions = self._actions(request, body)
+        actions, params = await self._actions(request)
         message = actions.send_text(
-            str(body.values.get("text") or ""),
-            reply_to_message_id=body.int("reply_to_message_id"),
+            params.string("text") or "",
+            reply_to_message_id=params.get("reply_to_message_id", int),
         )
         return _ok(self._sent(message))
 
     async def send_photo(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        actions = self._actions(request, body)
-        file = body.file("photo")
-        if file is None:
+        actions, params = await self._actions(request)
+        upload = _upload(params, "photo")
+        if upload is None:
             raise control_error("no photo: send a multipart part 'photo' or base64 'data'")
         message = await actions.send_photo(
-            file[0],
-            caption=body.values.get("caption"),
-            reply_to_message_id=body.int("reply_to_message_id"),
+            upload.data,
+            caption=params.string("caption"),
+            reply_to_message_id=params.get("reply_to_message_id", int),
         )
         return _ok(self._sent(message))
 
@@ -290,38 +230,37 @@ class ControlApi:
         kind = request.match_info["kind"]
         if kind not in _MEDIA_KINDS:
             raise control_error(f"unknown media kind {kind!r}", 404)
-        body = await _body(request)
-        actions = self._actions(request, body)
-        file = body.file(kind)
-        if file is None and kind in ("document", "audio"):
+        actions, params = await self._actions(request)
+        upload = _upload(params, kind)
+        if upload is None and kind in ("document", "audio"):
             raise control_error(f"no {kind}: send a multipart part '{kind}' or base64 'data'")
-        data, file_name, mime = file if file is not None else (None, None, None)
-        values = body.values
         message = await actions.send_media(
             kind,
-            data,
-            file_name=values.get("file_name") or file_name,
-            mime_type=values.get("mime_type") or mime,
-            caption=values.get("caption"),
-            emoji=values.get("emoji"),
-            width=values.get("width"),
-            height=values.get("height"),
-            duration=values.get("duration"),
+            upload and upload.data,
+            file_name=params.string("file_name") or (upload and upload.filename),
+            mime_type=params.string("mime_type") or (upload and upload.content_type),
+            caption=params.string("caption"),
+            **media_attributes(params, "emoji", "width", "height", "duration"),
         )
         return _ok(self._sent(message))
 
     async def send_album(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        actions = self._actions(request, body)
+        actions, params = await self._actions(request)
         items: list[dict[str, Any]] = []
-        if body.files:
-            for _, data, filename, content_type in body.files:
-                kind = "photo" if (content_type or "image/").startswith("image/") else "document"
+        if params.uploads:
+            for upload in params.uploads.values():
+                mime = upload.content_type
+                kind = "photo" if (mime or "image/").startswith("image/") else "document"
                 items.append(
-                    {"type": kind, "data": data, "file_name": filename, "mime_type": content_type}
+                    {
+                        "type": kind,
+                        "data": upload.data,
+                        "file_name": upload.filename,
+                        "mime_type": mime,
+                    }
                 )
         else:
-            for item in body.values.get("items") or []:
+            for item in params.values.get("items") or []:
                 if not isinstance(item, dict):
                     raise control_error("items must be objects")
                 items.append({**item, "data": _decode(item.get("data"))})
@@ -334,49 +273,45 @@ class ControlApi:
         )
 
     async def press(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        actions = self._actions(request, body)
-        message_id = body.int("message_id")
+        actions, params = await self._actions(request)
+        message_id = params.get("message_id", int)
         if message_id is None:
             raise control_error("message_id is required")
-        data, text = body.values.get("data"), body.values.get("text")
-        query = actions.press(message_id, data=data, text=text)
+        query = actions.press(message_id, data=params.string("data"), text=params.string("text"))
         return _ok(
             {"callback_query_id": query.id, "data": query.data, "message_id": query.message_id}
         )
 
     async def block(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        self._actions(request, body).set_blocked(request.path.endswith("/block"))
+        actions, _ = await self._actions(request)
+        actions.set_blocked(request.path.endswith("/block"))
         return _ok(True)
 
     async def messages(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        chat = self._actions(request, body).chat
-        include_deleted = str(body.values.get("include_deleted", "")).lower() in ("1", "true")
-        views = [
-            message_view(m) for m in chat.messages.values() if include_deleted or not m.deleted
-        ]
+        actions, params = await self._actions(request)
+        chat = actions.chat
+        include_deleted = params.flag("include_deleted")
+        views = [m.view() for m in chat.messages.values() if include_deleted or not m.deleted]
         return _ok({"messages": views, "reply_keyboard": chat.reply_keyboard})
 
     async def events(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        chat = self._actions(request, body).chat
-        after = body.int("after") or 0
-        timeout = min(body.number("timeout", 0.0), 120.0)
+        actions, params = await self._actions(request)
+        chat = actions.chat
+        after = params.get("after", int, 0) or 0
+        timeout = min(params.get("timeout", float, 0.0) or 0.0, 120.0)
 
         def fresh() -> list[ChatEvent]:
             return [event for event in chat.events if event.seq > after]
 
         events = await chat.notifier.wait_for(fresh, timeout)
         last = chat.events[-1].seq if chat.events else 0
-        return _ok({"events": [event_view(e) for e in events], "last_seq": last})
+        return _ok({"events": [asdict(e) for e in events], "last_seq": last})
 
     async def wait(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        chat = self._actions(request, body).chat
-        after = body.int("after_message_id") or 0
-        timeout = min(body.number("timeout", 10.0), 120.0)
+        actions, params = await self._actions(request)
+        chat = actions.chat
+        after = params.get("after_message_id", int, 0) or 0
+        timeout = min(params.get("timeout", float, 10.0) or 0.0, 120.0)
 
         def first_new() -> Message | None:
             return next(
@@ -386,7 +321,7 @@ class ControlApi:
         message = await chat.notifier.wait_for(first_new, timeout)
         if message is None:
             raise control_error("timed out waiting for a bot message", 408)
-        return _ok(message_view(message))
+        return _ok(message.view())
 
     async def callback_query(self, request: web.Request) -> web.Response:
         query_id = request.match_info["query_id"]
@@ -437,13 +372,15 @@ class ControlApi:
 
     # -- faults and the call log ------------------------------------------------
     async def add_fault(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        method = body.values.get("method")
+        params = await self._params(request)
+        method = params.string("method")
         if not method:
             raise control_error("method is required ('*' for every method)")
-        options = {k: body.values[k] for k in _FAULT_FIELDS if k in body.values}
+        options = {
+            k: params.get(k, kind) for k, kind in _FAULT_FIELDS.items() if k in params.values
+        }
         try:
-            rule = self.world.faults.add(str(method), **options)
+            rule = self.world.faults.add(method, **options)
         except (TypeError, ValueError) as error:
             raise control_error(str(error)) from None
         return _ok(rule.to_json())
@@ -459,8 +396,10 @@ class ControlApi:
         return _ok(self.world.faults.remove(int(rule_id)))
 
     async def calls(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        records = self.world.calls.records(body.values.get("method"), body.int("since") or 0)
+        params = await self._params(request)
+        records = self.world.calls.records(
+            params.string("method"), params.get("since", int, 0) or 0
+        )
         return _ok([record.to_json() for record in records])
 
     async def clear_calls(self, request: web.Request) -> web.Response:

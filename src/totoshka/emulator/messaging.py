@@ -29,11 +29,12 @@ from totoshka.emulator.errors import (
     bad_request,
 )
 from totoshka.emulator.markup import parse_reply_markup
-from totoshka.emulator.params import json_field
+from totoshka.emulator.params import Params
 from totoshka.emulator.state import Chat, Message
 from totoshka.emulator.text import parse_text, utf16_len
 
 _MEDIA_KINDS = ("photo", "document", "video", "audio", "sticker", "voice", "animation")
+_NUMERIC = ("width", "height", "duration")
 
 
 def attachments(call: Call) -> Attachments:
@@ -58,14 +59,14 @@ def read_text(call: Call) -> dict[str, Any]:
     return content
 
 
-def read_caption(call: Call, source: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_caption(call: Call, source: Params | None = None) -> dict[str, Any]:
     """``caption`` (from the call or an InputMedia object) → ``{"caption", ...}``, maybe empty."""
-    values = source if source is not None else call.params.values
-    raw = values.get("caption")
-    if raw is None or raw == "":
+    params = source or call.params
+    raw = params.string("caption")
+    if not raw:
         return {}
-    entities = json_field(values.get("caption_entities"), "caption entities")
-    caption, parsed = parse_text(str(raw), values.get("parse_mode"), entities)
+    entities = params.json_value("caption_entities", "caption entities")
+    caption, parsed = parse_text(raw, params.string("parse_mode"), entities)
     if utf16_len(caption.strip()) > call.world.limits.caption_chars:
         raise bad_request(CAPTION_TOO_LONG)
     if not caption.strip():
@@ -120,13 +121,20 @@ async def send_photo(call: Call) -> dict[str, Any]:
     return _post(call, chat, content, markup, reply_to=reply_to).to_json()
 
 
+def media_attributes(params: Params, *names: str) -> dict[str, Any]:
+    """Sizes and durations as integers, the rest (performer, title, emoji) as text."""
+    return {
+        name: params.get(name, int) if name in _NUMERIC else params.string(name) for name in names
+    }
+
+
 def _media_sender(kind: str, *attributes: str) -> Handler:
     """Handler for sendDocument / sendVideo / sendVoice / sendAudio / sendSticker."""
 
     async def handler(call: Call) -> dict[str, Any]:
         caption = read_caption(call) if kind != "sticker" else {}
         markup = read_markup(call)
-        values = {name: call.params.values.get(name) for name in attributes}
+        values = media_attributes(call.params, *attributes)
         media = await attachments(call).media(kind, call.params.file_param(kind), **values)
         chat = target_chat(call)
         reply_to = reply_target(call, chat)
@@ -151,12 +159,13 @@ async def _input_media(call: Call, item: Any) -> dict[str, Any]:
     reference = call.params.file(item.get("media"))
     if reference is None:
         raise bad_request("can't parse InputMedia: media not found")
-    caption = read_caption(call, item)
+    fields = Params(item)
+    caption = read_caption(call, fields)
     store = attachments(call)
     if kind == "photo":
         content: dict[str, Any] = {"photo": await store.photo(reference)}
     elif kind in ("document", "video", "audio"):
-        attributes = {k: item.get(k) for k in ("width", "height", "duration", "performer", "title")}
+        attributes = media_attributes(fields, "width", "height", "duration", "performer", "title")
         content = {kind: await store.media(kind, reference, **attributes)}
     elif kind == "animation":
         raise bad_request(
@@ -210,7 +219,7 @@ def _message_to_edit(call: Call) -> tuple[Chat, Message]:
     chat = target_chat(call)
     if not call.params.has("message_id"):
         raise bad_request("message identifier is not specified")
-    message = existing_message(chat, call.params.integer("message_id"), MESSAGE_TO_EDIT_NOT_FOUND)
+    message = existing_message(chat, call.params.get("message_id", int), MESSAGE_TO_EDIT_NOT_FOUND)
     if not message.from_bot:
         raise bad_request(MESSAGE_CANT_BE_EDITED)
     return chat, message
@@ -272,7 +281,8 @@ async def edit_message_media(call: Call) -> dict[str, Any]:
 
 async def delete_message(call: Call) -> bool:
     chat = target_chat(call)
-    message = existing_message(chat, call.params.integer("message_id"), MESSAGE_TO_DELETE_NOT_FOUND)
+    message_id = call.params.get("message_id", int)
+    message = existing_message(chat, message_id, MESSAGE_TO_DELETE_NOT_FOUND)
     message.deleted = True
     chat.record("delete", message)
     return True
@@ -280,8 +290,8 @@ async def delete_message(call: Call) -> bool:
 
 async def delete_messages(call: Call) -> bool:
     chat = target_chat(call)
-    ids = call.params.json_value("message_ids", "message identifiers") or []
-    found = [chat.messages.get(int(i)) for i in ids]
+    ids = call.params.json_value("message_ids", "message identifiers", list[int]) or []
+    found = [chat.messages.get(i) for i in ids]
     for message in found:
         if message is not None and not message.deleted:
             message.deleted = True

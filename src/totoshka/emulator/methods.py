@@ -56,6 +56,12 @@ async def close(call: Call) -> bool:
     return True
 
 
+def _read_allowed_updates(call: Call) -> None:
+    allowed = call.params.json_value("allowed_updates", "allowed updates", list[str])
+    if allowed is not None:
+        call.bot.allowed_updates = allowed or None
+
+
 async def get_updates(call: Call) -> list[dict[str, Any]]:
     """Long polling: answer at once when updates wait, else hold up to ``timeout`` seconds.
 
@@ -65,12 +71,10 @@ async def get_updates(call: Call) -> list[dict[str, Any]]:
     bot, params, limits = call.bot, call.params, call.world.limits
     if bot.webhook is not None:
         raise conflict(WEBHOOK_ACTIVE)
-    offset = params.integer("offset")
-    limit = min(max(params.integer("limit", limits.get_updates_limit) or 1, 1), 100)
-    timeout = min(max(params.integer("timeout", 0) or 0, 0), limits.get_updates_max_timeout)
-    allowed = params.json_value("allowed_updates", "allowed updates")
-    if isinstance(allowed, list):
-        bot.allowed_updates = [str(kind) for kind in allowed] or None
+    offset = params.get("offset", int)
+    limit = min(max(params.get("limit", int, limits.get_updates_limit) or 1, 1), 100)
+    timeout = min(max(params.get("timeout", int, 0) or 0, 0), limits.get_updates_max_timeout)
+    _read_allowed_updates(call)
     if offset is not None:
         bot.confirm(offset)
     bot.poll_generation += 1
@@ -91,9 +95,7 @@ async def get_updates(call: Call) -> list[dict[str, Any]]:
 async def set_webhook(call: Call) -> Described:
     params, bot = call.params, call.bot
     url = params.string("url") or ""
-    allowed = params.json_value("allowed_updates", "allowed updates")
-    if isinstance(allowed, list):
-        bot.allowed_updates = [str(kind) for kind in allowed] or None
+    _read_allowed_updates(call)
     if params.flag("drop_pending_updates"):
         bot.updates.clear()
     if not url:
@@ -105,7 +107,7 @@ async def set_webhook(call: Call) -> Described:
     secret = params.string("secret_token")
     if secret is not None and not _SECRET.match(secret):
         raise bad_request("secret token contains unallowed characters")
-    max_connections = params.integer("max_connections", 40) or 40
+    max_connections = params.get("max_connections", int, 40) or 40
     if not 1 <= max_connections <= 100:
         raise bad_request("bad webhook: max_connections must be between 1 and 100")
     unchanged = bot.webhook is not None and bot.webhook.url == url

@@ -15,12 +15,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 
 from totoshka.emulator.errors import BotApiError
-from totoshka.emulator.params import Params, Upload, read_multipart
+from totoshka.emulator.params import Params, read_multipart
 from totoshka.emulator.state import BotAccount, Webhook
 
 ReplyMethod = Callable[[str, str, Params], Awaitable[None]]
@@ -84,23 +83,22 @@ class WebhookDelivery:
 
     async def _run_reply(self, bot: BotAccount, response: aiohttp.ClientResponse) -> None:
         """Execute ``{"method": ..., ...}`` (JSON or multipart) from a webhook answer."""
-        values: dict[str, Any] = {}
-        uploads: dict[str, Upload] = {}
+        params = Params({})
         try:
             if response.content_type == "application/json":
                 body = await response.json()
                 if isinstance(body, dict):
-                    values.update(body)
+                    params.values.update(body)
             elif response.content_type == "multipart/form-data":
                 reader = aiohttp.MultipartReader.from_response(response)
-                await read_multipart(reader, values, uploads, 50 << 20)
+                await read_multipart(reader, params, 50 << 20)
             else:
                 await response.read()
         except (ValueError, aiohttp.ClientError, BotApiError):
             return  # Telegram ignores an answer it cannot read
-        method = values.pop("method", None)
+        method = params.values.pop("method", None)
         if isinstance(method, str) and method and self.reply_method is not None:
-            await self.reply_method(f"{bot.id}:webhook-reply", method, Params(values, uploads))
+            await self.reply_method(f"{bot.id}:webhook-reply", method, params)
 
     async def _post(self, bot: BotAccount, hook: Webhook, update: dict[str, object]) -> str | None:
         """Deliver one update; None on success, else Telegram-style error text."""

@@ -14,7 +14,9 @@ median time; tiled rows do more arithmetic than that (overlaps, measuring
 passes), which is why their GFLOP/s is lower than the engine they use.
 
 Child protocol (internal): `python -m totoshka.engine.bench --row '<json>'`
-prints one line `ROW <json>`.
+prints one line `ROW <json>`. The row carries the parent's engine settings (their
+`EngineSettings` fields only, never a bot's token), so a child measures what the
+parent was configured for and reads no configuration of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import statistics
 import subprocess
@@ -36,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from totoshka.engine.backends.hardware import cpu_info, openvino_available
+from totoshka.engine.factory import Engine, open_engine, runner_for
+from totoshka.engine.settings import EngineSettings
 
 if TYPE_CHECKING:  # torch is imported by the functions that measure, not by the CLI
     from torch import Tensor, nn
@@ -61,7 +64,7 @@ class RowSpec:
     repeats: int
     warmup: int
     out: str  # where the child writes its picture (.npy)
-    mirror: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # `row_settings` of the parent
     photo: str | None = None
     painting: str | None = None
     threads: int | None = None
@@ -98,6 +101,17 @@ class Report:
 # What is measured: the network, the picture
 
 
+def row_settings(settings: EngineSettings) -> dict[str, Any]:
+    """The engine settings a row carries to its child, as JSON: every `EngineSettings`
+    field and nothing else (a bot's `Settings` holds its token)."""
+    return settings.model_dump(mode="json", include=set(EngineSettings.model_fields))
+
+
+def settings_of(spec: RowSpec) -> EngineSettings:
+    """The settings a row was measured with (every field given: nothing is read here)."""
+    return EngineSettings(**spec.settings)
+
+
 def _shared_guess(mirror: str | None) -> Path | None:
     """The folder beside a mirror laid out like ../shared (images/ next to models/)."""
     if mirror and Path(mirror).is_dir():
@@ -105,14 +119,14 @@ def _shared_guess(mirror: str | None) -> Path | None:
     return None
 
 
-def load_net(spec: RowSpec) -> nn.Module:
-    """The network of `spec.family`: an ml5 style, or Magenta bound to a painting's vector."""
-    from totoshka.engine.catalog import load_catalog
-    from totoshka.engine.models.registry import load_network
-    from totoshka.engine.store import ModelStore
+def load_net(spec: RowSpec, engine: Engine) -> nn.Module:
+    """The network of `spec.family`: an ml5 style, or Magenta bound to a painting's vector.
 
-    catalog = load_catalog()
-    store = ModelStore(mirror=spec.mirror, catalog=catalog)
+    Loaded afresh, not through the engine's Stylizer: a row measures one network
+    alone, with no cache of others in its process."""
+    from totoshka.engine.models.registry import load_network
+
+    catalog, store = engine.catalog, engine.store
     if spec.family == "ml5":
         style = catalog.style(spec.style)
         model = catalog.model(style.model)
@@ -178,14 +192,13 @@ def flops_per_pixel(net: nn.Module, side: int = 128) -> float:
     return counter.get_total_flops() / (side * side)
 
 
-def make_runner(path: str) -> Any:
+def make_runner(path: str, settings: EngineSettings) -> Any:
     """The runner of a path; the reference never tiles (it is what tiling is compared to)."""
-    from totoshka.engine.backends import select_runner
     from totoshka.engine.backends.eager import EagerRunner
 
     if path == REFERENCE:
         return EagerRunner(max_pixels=None)
-    return select_runner(path)
+    return runner_for(settings, path)
 
 
 # ------------------------------------------------------------------------------------
@@ -197,9 +210,10 @@ def run_row(spec: RowSpec) -> dict[str, Any]:
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    net = load_net(spec)
+    settings = settings_of(spec)
+    net = load_net(spec, open_engine(settings))
     x = load_photo(spec)
-    runner = make_runner(spec.path)
+    runner = make_runner(spec.path, settings)
     batch = [x] * spec.batch
     times = []
     y: Tensor | None = None
@@ -260,13 +274,13 @@ def spawn_row(spec: RowSpec, timeout: float | None = None) -> dict[str, Any]:
 
 
 def run_bench(
+    settings: EngineSettings,
     *,
     families: tuple[str, ...] = FAMILIES,
     sizes: tuple[str, ...] = ("640x480", "1280x960"),
     paths: tuple[str, ...] = DEFAULT_PATHS,
     repeats: int = 3,
     style: str = "wave",
-    mirror: str | None = None,
     photo: str | None = None,
     painting: str | None = None,
     threads: int | None = None,
@@ -274,11 +288,12 @@ def run_bench(
     timeout: float | None = 1800,
     progress: Any = None,
 ) -> Report:
-    """Measure the reference and every path, per family and size, in fresh processes."""
+    """Measure the reference and every path, per family and size, in fresh processes,
+    each with the engine `settings` (mirror, cache, memory budget, ...)."""
     import torch
 
-    mirror = mirror or os.environ.get("TOTOSHKA_MODEL_MIRROR") or None
-    shared = _shared_guess(mirror)
+    carried = row_settings(settings)
+    shared = _shared_guess(settings.model_mirror)
     if shared is not None:
         photo = photo or str(shared / "images" / "content" / "venice-boat.jpg")
         painting = painting or str(shared / "images" / "styles" / "starry_night.jpg")
@@ -312,7 +327,7 @@ def run_bench(
                         repeats=1 if big else repeats,
                         warmup=0 if big else 1,
                         out=out,
-                        mirror=mirror,
+                        settings=carried,
                         photo=photo,
                         painting=painting,
                         threads=threads,

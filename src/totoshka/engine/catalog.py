@@ -5,9 +5,17 @@ the cache and in a mirror, its upstream URL, its full sha256 and its size. A
 `Model` groups the files one loader reads; a `Style` is what a user picks, with
 titles in English and Russian, the painter/model credit and the weights' license.
 
+The records are pydantic dataclasses: built from catalog.json or in code (and
+through `dataclasses.replace`) they are checked once, at construction. The rules
+raise `CatalogError` with a one-line message; pydantic only collects ValueError
+and AssertionError, so that error reaches the caller as it is. Shape errors (a
+missing key, a wrong type) are pydantic's, turned into one line by
+`catalog_from_dicts`.
+
 The built-in catalog ships as `catalog.json` next to this module. Operators add
-their own styles without touching code (see `operator_styles`); `load_catalog()`
-merges both. Ids are unique across everything: the registry refuses duplicates.
+their own styles without touching code (`<data dir>/catalog.json`, same schema;
+see `operator_styles`); `load_catalog()` merges both. Ids are unique across
+everything: the registry refuses duplicates.
 """
 
 from __future__ import annotations
@@ -15,11 +23,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+from totoshka.engine import paths
 from totoshka.engine.errors import EngineError, UnknownStyleError
 
 # Short, lowercase, safe inside Telegram callback data (64 bytes in all).
@@ -30,6 +41,7 @@ LANGUAGES = ("en", "ru")
 
 BUILTIN = "builtin"
 OPERATOR = "operator"
+USER_CATALOG = "catalog.json"
 
 
 class CatalogError(EngineError):
@@ -49,8 +61,8 @@ class ModelFile:
     """
 
     path: str
-    url: str
-    sha256: str | None
+    url: str = ""
+    sha256: str | None = None
     size: int | None = None
     note: str | None = None
 
@@ -58,22 +70,43 @@ class ModelFile:
     def name(self) -> str:
         return Path(self.path).name
 
-    @property
-    def trust_on_first_use(self) -> bool:
-        return self.sha256 is None
-
 
 @dataclass(frozen=True)
 class Model:
-    """The files one loader reads. `family` picks the loader (models/registry.py)."""
+    """The files one loader reads. `family` picks the loader (models/registry.py).
+
+    `origin` says where the record was read ("operator": its files live in the user
+    data dir and are never downloaded); it is not written back to JSON.
+    """
 
     id: str
     family: str
     files: tuple[ModelFile, ...]
-    credit: str
-    license: str
+    credit: str = ""
+    license: str = ""
     note: str | None = None
-    origin: str = BUILTIN  # "operator": files live in the user data dir, never downloaded
+    origin: str = Field(default=BUILTIN, exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> Model:
+        if not MODEL_ID.match(self.id):
+            raise CatalogError(f"bad model id {self.id!r}")
+        if not self.files:
+            raise CatalogError(f"model {self.id!r} has no files")
+        for f in self.files:
+            where = f"model {self.id!r}: file {f.path!r}"
+            p = Path(f.path)
+            if p.is_absolute() or ".." in p.parts or not f.path:
+                raise CatalogError(f"model {self.id!r}: file path {f.path!r} must be relative")
+            if self.origin == BUILTIN and not f.url:
+                raise CatalogError(f"{where} has no URL")
+            if f.sha256 is None:
+                if self.origin == BUILTIN and not f.note:
+                    raise CatalogError(f"{where} has no sha256 and no note saying why")
+            elif not SHA256.match(f.sha256):
+                raise CatalogError(f"{where} has a malformed sha256")
+        _ = self.folder
+        return self
 
     @property
     def folder(self) -> str:
@@ -100,13 +133,25 @@ class Style:
 
     id: str
     model: str
-    title: Mapping[str, str]
-    credit: str
-    license: str
+    title: dict[str, str]
+    credit: str = ""
+    license: str = ""
     member: str | None = None
     vector: tuple[float, ...] | None = None
     preview: str | None = None
-    origin: str = BUILTIN
+    origin: str = Field(default=BUILTIN, exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> Style:
+        if not STYLE_ID.match(self.id):
+            raise CatalogError(
+                f"bad style id {self.id!r}: use 1-32 of a-z, 0-9, '_' and '-', starting "
+                "with a letter or digit"
+            )
+        for lang in LANGUAGES:
+            if not (self.title.get(lang) or "").strip():
+                raise CatalogError(f"style {self.id!r} has no {lang} title")
+        return self
 
     def title_in(self, language: str) -> str:
         return self.title.get(language) or self.title["en"]
@@ -115,21 +160,19 @@ class Style:
         return hash((self.id, self.model))
 
 
-@dataclass
 class Catalog:
     """Models and styles by id; refuses duplicates and styles of unknown models."""
 
-    _models: dict[str, Model] = field(default_factory=dict)
-    _styles: dict[str, Style] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self._models: dict[str, Model] = {}
+        self._styles: dict[str, Style] = {}
 
     def add_model(self, model: Model) -> None:
-        check_model(model)
         if model.id in self._models:
             raise CatalogError(f"duplicate model id {model.id!r}")
         self._models[model.id] = model
 
     def add_style(self, style: Style) -> None:
-        check_style(style)
         if style.id in self._styles:
             raise CatalogError(f"duplicate style id {style.id!r}")
         if style.model not in self._models:
@@ -163,108 +206,9 @@ class Catalog:
         return style_id in self._styles
 
 
-def check_model(model: Model) -> None:
-    if not MODEL_ID.match(model.id):
-        raise CatalogError(f"bad model id {model.id!r}")
-    if not model.files:
-        raise CatalogError(f"model {model.id!r} has no files")
-    for f in model.files:
-        p = Path(f.path)
-        if p.is_absolute() or ".." in p.parts or not f.path:
-            raise CatalogError(f"model {model.id!r}: file path {f.path!r} must be relative")
-        if model.origin == BUILTIN and not f.url:
-            raise CatalogError(f"model {model.id!r}: file {f.path!r} has no URL")
-        if f.sha256 is None:
-            if model.origin == BUILTIN and not f.note:
-                raise CatalogError(
-                    f"model {model.id!r}: file {f.path!r} has no sha256 and no note saying why"
-                )
-        elif not SHA256.match(f.sha256):
-            raise CatalogError(f"model {model.id!r}: file {f.path!r} has a malformed sha256")
-    _ = model.folder
-
-
-def check_style(style: Style) -> None:
-    if not STYLE_ID.match(style.id):
-        raise CatalogError(
-            f"bad style id {style.id!r}: use 1-32 of a-z, 0-9, '_' and '-', starting "
-            "with a letter or digit"
-        )
-    for lang in LANGUAGES:
-        if not (style.title.get(lang) or "").strip():
-            raise CatalogError(f"style {style.id!r} has no {lang} title")
-
-
-# --- JSON <-> records -------------------------------------------------------------
-
-
-def model_from_dict(d: Mapping[str, Any], origin: str = BUILTIN) -> Model:
-    files = tuple(
-        ModelFile(
-            path=f["path"],
-            url=f.get("url", ""),
-            sha256=f.get("sha256"),
-            size=f.get("size"),
-            note=f.get("note"),
-        )
-        for f in d["files"]
-    )
-    return Model(
-        id=d["id"],
-        family=d["family"],
-        files=files,
-        credit=d.get("credit", ""),
-        license=d.get("license", ""),
-        note=d.get("note"),
-        origin=origin,
-    )
-
-
-def style_from_dict(d: Mapping[str, Any], origin: str = BUILTIN) -> Style:
-    vector = d.get("vector")
-    return Style(
-        id=d["id"],
-        model=d["model"],
-        title=dict(d["title"]),
-        credit=d.get("credit", ""),
-        license=d.get("license", ""),
-        member=d.get("member"),
-        vector=tuple(float(v) for v in vector) if vector is not None else None,
-        preview=d.get("preview"),
-        origin=origin,
-    )
-
-
-def model_to_dict(model: Model) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "id": model.id,
-        "family": model.family,
-        "credit": model.credit,
-        "license": model.license,
-        "files": [
-            {k: v for k, v in vars(f).items() if v is not None or k == "sha256"}
-            for f in model.files
-        ],
-    }
-    if model.note:
-        d["note"] = model.note
-    return d
-
-
-def style_to_dict(style: Style) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "id": style.id,
-        "model": style.model,
-        "title": dict(style.title),
-        "credit": style.credit,
-        "license": style.license,
-    }
-    for key in ("member", "preview"):
-        if getattr(style, key) is not None:
-            d[key] = getattr(style, key)
-    if style.vector is not None:
-        d["vector"] = list(style.vector)
-    return d
+def to_json(record: Model | Style) -> dict[str, Any]:
+    """A record as its catalog.json entry (the schema both catalogs share on disk)."""
+    return TypeAdapter(type(record)).dump_python(record, mode="json", exclude_none=True)
 
 
 def catalog_from_dicts(
@@ -275,16 +219,22 @@ def catalog_from_dicts(
 ) -> Catalog:
     catalog = into if into is not None else Catalog()
     for m in models:
-        try:
-            catalog.add_model(model_from_dict(m, origin))
-        except (KeyError, TypeError) as exc:
-            raise CatalogError(f"bad model entry {m.get('id', '?')!r}: {exc}") from None
+        catalog.add_model(_record(Model, m, origin))
     for s in styles:
-        try:
-            catalog.add_style(style_from_dict(s, origin))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CatalogError(f"bad style entry {s.get('id', '?')!r}: {exc}") from None
+        catalog.add_style(_record(Style, s, origin))
     return catalog
+
+
+def _record(kind: type[Model] | type[Style], entry: Any, origin: str) -> Any:
+    """`entry` read as a `kind`; an entry of the wrong shape is refused in one line."""
+    if not isinstance(entry, Mapping):
+        raise CatalogError(f"bad {kind.__name__.lower()} entry {entry!r}: not an object")
+    try:
+        return kind(**{**entry, "origin": origin})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        reason = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    raise CatalogError(f"bad {kind.__name__.lower()} entry {entry.get('id', '?')!r}: {reason}")
 
 
 def builtin_catalog_data() -> dict[str, Any]:
@@ -297,8 +247,28 @@ def load_builtin_catalog() -> Catalog:
     return catalog_from_dicts(data["models"], data["styles"])
 
 
-def load_catalog(data_dir: Path | None = None) -> Catalog:
-    """The built-in catalog plus the operator's own styles from the user data dir."""
-    from totoshka.engine.operator_styles import merge_operator_styles
+def read_user_catalog(data_dir: Path | str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The operator's `<data dir>/catalog.json` as JSON (empty when there is none)."""
+    path = paths.data_dir(data_dir) / USER_CATALOG
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {"models": [], "styles": []}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: the operator catalog is not valid JSON ({exc})") from None
+    return {"models": list(data.get("models", [])), "styles": list(data.get("styles", []))}
 
+
+def merge_operator_styles(catalog: Catalog, data_dir: Path | str | None = None) -> Catalog:
+    """Add the operator's models and styles to `catalog` (duplicates refused)."""
+    data = read_user_catalog(data_dir)
+    try:
+        return catalog_from_dicts(data["models"], data["styles"], origin=OPERATOR, into=catalog)
+    except CatalogError as exc:
+        where = paths.data_dir(data_dir) / USER_CATALOG
+        raise CatalogError(f"{where}: {exc}") from None
+
+
+def load_catalog(data_dir: Path | str | None = None) -> Catalog:
+    """The built-in catalog plus the operator's own styles from the user data dir."""
     return merge_operator_styles(load_builtin_catalog(), data_dir)

@@ -13,7 +13,9 @@ so what they say is what a job gets:
   such as ``inference: openvino-bf16 (AMX), ml5 0.52 s at 1280×960`` and, when the
   runner serves a slower path than the machine supports, one warning naming the
   reason and the fix. Running it also warms the path (conversion, compilation)
-  before the first job.
+  before the first job. Measured once per Stylizer: later calls (another bot part
+  asking) get the first probe. The probe is kept here, not on the Stylizer, so the
+  Stylizer does not depend on its own diagnosis.
 - `family_reports`: per family (ml5, pytorch, magenta) the runner that serves, its
   steady time (the best of two runs), its PSNR against eager fp32 at that size,
   and every candidate path with why it was rejected and how to fix it.
@@ -21,8 +23,12 @@ so what they say is what a job gets:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import sys
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,7 +42,12 @@ from totoshka.assets import sample_photo
 from totoshka.engine.backends.auto import PathReport, fix_for
 from totoshka.engine.backends.hardware import cpu_info, cuda_available
 from totoshka.engine.backends.quality import psnr, reference
+from totoshka.engine.catalog import Model
 from totoshka.engine.errors import EngineError
+from totoshka.engine.factory import open_engine
+from totoshka.engine.own_style import style_vector
+from totoshka.engine.settings import EngineSettings
+from totoshka.engine.stylizer import Stylizer
 
 PROBE_SIZE = (1280, 960)  # width, height: the bot's default output size
 FAMILY_ORDER = ("ml5", "pytorch", "magenta")
@@ -125,14 +136,34 @@ def _timed(run: Callable[[], Tensor], clock: Callable[[], float]) -> tuple[Tenso
     return out, clock() - t0
 
 
+# the first probe of each Stylizer (a bot's parts may each ask for it)
+_probes: weakref.WeakKeyDictionary[Stylizer, StartupProbe] = weakref.WeakKeyDictionary()
+_probes_lock = threading.Lock()
+
+
 def startup_probe(
-    stylizer: Any,
+    stylizer: Stylizer,
     style_ids: Sequence[str] = (),
     *,
     clock: Callable[[], float] = time.perf_counter,
 ) -> StartupProbe:
     """Warm and measure the runner on one built-in style (`style_ids` first, ml5 wave
-    preferred); never raises: a probe that cannot run says why in its line."""
+    preferred), once per Stylizer: a later call returns the first probe. Never
+    raises: a probe that cannot run says why in its line."""
+    with _probes_lock:  # held while measuring: a second caller waits for the first probe
+        probe = _probes.get(stylizer)
+        if probe is None:
+            probe = _probes[stylizer] = measure_startup(stylizer, style_ids, clock=clock)
+        return probe
+
+
+def measure_startup(
+    stylizer: Stylizer,
+    style_ids: Sequence[str] = (),
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+) -> StartupProbe:
+    """`startup_probe` without the memory: measure now."""
     runner = stylizer.runner
     try:
         style_id = _pick_style(stylizer, style_ids)
@@ -153,7 +184,7 @@ def startup_probe(
     return StartupProbe(line, warning, served, seconds)
 
 
-def _pick_style(stylizer: Any, style_ids: Sequence[str]) -> str:
+def _pick_style(stylizer: Stylizer, style_ids: Sequence[str]) -> str:
     catalog = stylizer.catalog
     builtin = [s.id for s in catalog.styles() if catalog.model(s.model).family != "magenta"]
     ordered = [s for s in style_ids if s in builtin] or builtin
@@ -165,7 +196,7 @@ def _pick_style(stylizer: Any, style_ids: Sequence[str]) -> str:
 
 
 def family_reports(
-    stylizer: Any,
+    stylizer: Stylizer,
     *,
     quality: bool = True,
     clock: Callable[[], float] = time.perf_counter,
@@ -187,16 +218,12 @@ def family_reports(
     return reports
 
 
-def _family_network(stylizer: Any, family: str, models: list[Any]) -> tuple[nn.Module, str]:
+def _family_network(stylizer: Stylizer, family: str, models: list[Model]) -> tuple[nn.Module, str]:
     catalog = stylizer.catalog
     if family == "magenta":
-        from totoshka.engine.models import magenta
-        from totoshka.engine.own_style import painting_crops, predict_vector
-
-        folder = stylizer.store.ensure(models[0])
-        predictor = magenta.load_predictor(magenta.model_files(folder)[0])
-        vector = predict_vector(predictor, painting_crops(sample_photo()))
-        return magenta.load_bound(folder, vector), "own style (a painting's vector)"
+        # an own style, through the Stylizer's own networks (and its cache)
+        vector = style_vector(stylizer.own_styles, sample_photo())
+        return stylizer.own_styles.bound(vector), "own style (a painting's vector)"
     ids = [s.id for m in models for s in catalog.styles_of(m.id)]
     style_id = PREFERRED_STYLE if PREFERRED_STYLE in ids else ids[0]
     return stylizer.network(style_id), style_id
@@ -236,20 +263,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m totoshka.engine.diagnose``: the start-up line of a process that must
     not hold torch or OpenVINO itself (a Celery worker's parent forks its children:
     threads of a compiled model do not survive a fork). Warms the disk caches the
-    children then read (IRs, calibration verdicts)."""
-    import argparse
-    import sys
+    children then read (IRs, calibration verdicts).
 
-    from totoshka.engine.stylizer import build_stylizer
-
+    This is the child's composition root: its settings are the operator's
+    (environment, .env) with the parent's paths given as options on top."""
     parser = argparse.ArgumentParser(prog="python -m totoshka.engine.diagnose")
     parser.add_argument("--cache-dir")
     parser.add_argument("--mirror")
     parser.add_argument("--data-dir")
     parser.add_argument("--style", action="append", default=[])
     args = parser.parse_args(argv)
-    stylizer = build_stylizer(cache_dir=args.cache_dir, mirror=args.mirror, data_dir=args.data_dir)
-    probe = stylizer.startup_probe(args.style)
+    given = {"cache_dir": args.cache_dir, "model_mirror": args.mirror, "data_dir": args.data_dir}
+    settings = EngineSettings(**{k: v for k, v in given.items() if v})
+    probe = startup_probe(open_engine(settings).stylizer(), args.style)
     print(probe.line, file=sys.stderr, flush=True)
     if probe.warning:
         print(f"warning: {probe.warning}", file=sys.stderr, flush=True)

@@ -21,7 +21,6 @@ import hashlib
 import http.client
 import os
 import secrets
-import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -171,7 +170,3 @@ def download(
 def copy_atomic(src: Path, dest: Path) -> str:
     """Copy a local file into place atomically (operator styles); returns its sha256."""
     return download(src, dest)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -27,43 +27,28 @@ from typing import Any
 from totoshka.engine import paths
 from totoshka.engine.catalog import (
     OPERATOR,
-    Catalog,
+    USER_CATALOG,
     CatalogError,
     Model,
     ModelFile,
     Style,
     catalog_from_dicts,
-    check_style,
     load_builtin_catalog,
-    model_to_dict,
-    style_to_dict,
+    merge_operator_styles,
+    read_user_catalog,
+    to_json,
 )
 from totoshka.engine.download import copy_atomic
 from totoshka.engine.errors import EngineError, ModelFormatError
+from totoshka.engine.imageio import load_image
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-USER_CATALOG = "catalog.json"
 MODEL_PREFIX = "user-"
 PTH_SUFFIXES = (".pth", ".pt")
-
-
-def _data_dir(data_dir: Path | str | None) -> Path:
-    return Path(data_dir) if data_dir is not None else paths.data_dir()
-
-
-def read_user_catalog(data_dir: Path | str | None = None) -> dict[str, list[dict[str, Any]]]:
-    path = _data_dir(data_dir) / USER_CATALOG
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return {"models": [], "styles": []}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{path}: the operator catalog is not valid JSON ({exc})") from None
-    return {"models": list(data.get("models", [])), "styles": list(data.get("styles", []))}
 
 
 def _write_user_catalog(data_dir: Path, data: Mapping[str, Any]) -> None:
@@ -72,16 +57,6 @@ def _write_user_catalog(data_dir: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(f"{USER_CATALOG}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
     os.replace(tmp, path)
-
-
-def merge_operator_styles(catalog: Catalog, data_dir: Path | str | None = None) -> Catalog:
-    """Add the operator's models and styles to `catalog` (duplicates refused)."""
-    data = read_user_catalog(data_dir)
-    try:
-        return catalog_from_dicts(data["models"], data["styles"], origin=OPERATOR, into=catalog)
-    except CatalogError as exc:
-        where = _data_dir(data_dir) / USER_CATALOG
-        raise CatalogError(f"{where}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -143,8 +118,7 @@ def add_operator_style(
     network is built through models.registry and a broken model is refused with
     the loader's error, leaving nothing behind. Returns the registered style.
     """
-    data_dir = _data_dir(data_dir)
-    check_style(style)
+    data_dir = paths.data_dir(data_dir)
     with _locked(data_dir):
         catalog = merge_operator_styles(load_builtin_catalog(), data_dir)
         if style.id in catalog:
@@ -164,8 +138,8 @@ def add_operator_style(
             else:
                 catalog.model(style.model)  # must exist (e.g. "magenta")
             if model is not None:
-                data["models"].append(model_to_dict(model))
-            data["styles"].append(style_to_dict(style))
+                data["models"].append(to_json(model))
+            data["styles"].append(to_json(style))
             catalog_from_dicts(data["models"], data["styles"], OPERATOR, load_builtin_catalog())
             _write_user_catalog(data_dir, data)
         except BaseException:
@@ -222,8 +196,6 @@ def _copy_preview(style: Style, data_dir: Path) -> str | None:
     if not style.preview:
         return None
     source = Path(style.preview)
-    from totoshka.engine.imageio import load_image
-
     load_image(source)  # refuse a non-image with the image error
     dest = data_dir / "previews" / f"{style.id}{source.suffix.lower() or '.jpg'}"
     copy_atomic(source, dest)
@@ -259,7 +231,7 @@ def add_style_from_path(
 
 def remove_operator_style(style_id: str, data_dir: Path | str | None = None) -> None:
     """Remove an operator style, its own model and files; built-in ones are refused."""
-    data_dir = _data_dir(data_dir)
+    data_dir = paths.data_dir(data_dir)
     with _locked(data_dir):
         builtin = load_builtin_catalog()
         if style_id in builtin:

@@ -1,8 +1,8 @@
 """Your own style: any painting becomes the style, at the photo's full resolution.
 
 Two engines, chosen by `OwnStyle.engine` (None: the operator's setting
-`TOTOSHKA_OWN_STYLE_ENGINE` for styles given as paintings, default magenta;
-styles given only as vectors are Magenta's):
+`EngineSettings.own_style_engine`, i.e. `TOTOSHKA_OWN_STYLE_ENGINE`, for styles given
+as paintings, default magenta; styles given only as vectors are Magenta's):
 
 - **magenta** (default): Ghiasi et al.'s style prediction network turns the
   painting into a 100-number style vector once (`style_vector`); the transfer
@@ -36,29 +36,43 @@ common part: 0.9999 vs 0.9992 vs 0.9969 vs 0.9939). Three crops are one
 predictor batch of three (~90 ms warm on 2 CPU threads), nothing next to the
 transfer network. Only the predictor sees 256 px: the photo itself is painted
 at its full resolution.
+
+Where the networks come from (`OwnStyleNetworks`): the catalog and the model store
+give the model folders; the networks themselves are loaded through a cache the
+caller provides, the `Stylizer`'s LRU (the engine's one cache of networks), so a
+bot loads the predictor and the transfer network once, not once per photo. This
+module knows nothing of the Stylizer; the Stylizer uses it.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError, ImageError
-from totoshka.engine.models import magenta
+from totoshka.engine.imageio import load_image, to_srgb_rgb
+from totoshka.engine.models import magenta, msgnet
+from totoshka.engine.operator_styles import add_operator_style
+from totoshka.engine.settings import OWN_STYLE_ENGINES
+from totoshka.engine.store import ModelStore
 
-ENGINES = ("magenta", "msgnet")
+ENGINES = OWN_STYLE_ENGINES  # "magenta", "msgnet"
 DEFAULT_ENGINE = "magenta"
-ENGINE_ENV = "TOTOSHKA_OWN_STYLE_ENGINE"  # the operator's choice for paintings
 MAGENTA_MODEL = "magenta"
 MSGNET_MODEL = "msgnet"
+# keys of the own-style networks in the network cache (beside the styles' ids)
+PREDICTOR_KEY = "magenta:predictor"
+TRANSFER_KEY = "magenta:transfer"
+MSGNET_KEY = "msgnet:network"
 
 PAINTING_FIT = "crops3"  # see the module docstring
 FITS = ("center", "crops3", "squash", "pad")
@@ -66,11 +80,87 @@ MIN_PAINTING_SIDE = 32  # below this there is no texture left to learn a style f
 MAX_WEIGHTS = 8
 
 
+@dataclass(frozen=True)
+class OwnStyle:
+    """A style from the user's own painting(s), as Magenta style vectors.
+
+    `vectors` pairs each painting's vector with its weight (mixing two paintings);
+    `style_strength` < 1 mixes in the photo's own vector (Magenta's recipe).
+    `paintings` pairs painting images with weights instead: MSG-Net needs them
+    (its target is the painting's Gram matrix, not a vector); with Magenta their
+    vectors are computed and mixed with `vectors`.
+    `engine`: "magenta" or "msgnet" (operators who pulled 21styles.model); None:
+    the operator's setting (`EngineSettings.own_style_engine`, default magenta) when
+    paintings are given, Magenta when there are only vectors (they are Magenta's).
+    """
+
+    vectors: tuple[tuple[tuple[float, ...], float], ...] = ()
+    style_strength: float = 1.0
+    paintings: tuple[tuple[Image.Image, float], ...] = ()
+    engine: str | None = None
+
+
+# (key, load) -> the network: `load()` once, then the kept one (see `OwnStyleNetworks`)
+NetworkCache = Callable[[str, Callable[[], nn.Module]], nn.Module]
+
+
+def load_every_time(key: str, load: Callable[[], nn.Module]) -> nn.Module:
+    """No cache: for one-off work such as computing one preset's vector."""
+    return load()
+
+
+@dataclass(frozen=True)
+class OwnStyleNetworks:
+    """The networks own styles need, from the model folders of `catalog` and `store`.
+
+    `cache` keeps them loaded between photos; the Stylizer passes its LRU, so there
+    is one cache of networks in the engine, not one per model module.
+    `default_engine` is the operator's engine for styles given as paintings.
+    """
+
+    catalog: Catalog
+    store: ModelStore
+    cache: NetworkCache = load_every_time
+    default_engine: str = DEFAULT_ENGINE
+
+    def folder(self, model_id: str) -> Path:
+        """The model's folder, fetched into the cache first if it is missing."""
+        return self.store.ensure(self.catalog.model(model_id))
+
+    def predictor(self) -> nn.Module:
+        """Magenta's style prediction network (painting -> style vector)."""
+
+        def load() -> nn.Module:
+            prediction, _ = magenta.model_files(self.folder(MAGENTA_MODEL))
+            return magenta.load_predictor(str(prediction))
+
+        return self.cache(PREDICTOR_KEY, load)
+
+    def transfer(self) -> magenta.TransferNetwork:
+        """Magenta's transfer network, shared by every vector it is bound to."""
+
+        def load() -> nn.Module:
+            _, transfer = magenta.model_files(self.folder(MAGENTA_MODEL))
+            return magenta.load_transfer(str(transfer))
+
+        return cast(magenta.TransferNetwork, self.cache(TRANSFER_KEY, load))
+
+    def bound(self, vector: Sequence[float]) -> magenta.BoundTransfer:
+        """The transfer network bound to `vector`: a `forward(x) -> y` module."""
+        return magenta.BoundTransfer(self.transfer(), list(vector))
+
+    def msgnet_network(self) -> msgnet.MSGNet:
+        """MSG-Net (21styles.model), whose target is set per painting."""
+
+        def load() -> nn.Module:
+            return msgnet.load_msgnet(str(self.folder(MSGNET_MODEL) / msgnet.CHECKPOINT_FILE))
+
+        return cast(msgnet.MSGNet, self.cache(MSGNET_KEY, load))
+
+
 def _rgb(image: Image.Image) -> Image.Image:
     """Any PIL image (grayscale, palette, alpha on white, 16-bit, CMYK, ICC, the first
     frame of an animation) as plain sRGB RGB, through the engine's image decoder."""
-    from totoshka.engine.imageio import to_srgb_rgb
-
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)
     return to_srgb_rgb(image, image.info.get("icc_profile"))
@@ -205,65 +295,51 @@ def check_engine(engine: str) -> str:
 
 def load_painting(path: Path | str) -> Image.Image:
     """A painting file as a checked RGB image (the engine's safe decoder)."""
-    from totoshka.engine.imageio import load_image
-
     return check_painting(load_image(path))
 
 
-# --- wiring into the Stylizer (its `style_vector` and `own_style_network` call these) ---
+# --- networks for an OwnStyle (the Stylizer's `style_vector` and `own_style_network`) ---
 
 
-def _folder(stylizer: Any, model_id: str) -> Path:
-    model = stylizer.catalog.model(model_id)
-    return stylizer.store.ensure(model)
-
-
-def predictor_of(stylizer: Any) -> nn.Module:
-    prediction, _ = magenta.model_files(_folder(stylizer, MAGENTA_MODEL))
-    return magenta.load_predictor(str(prediction))
-
-
-def style_vector(stylizer: Any, painting: Image.Image) -> list[float]:
-    """`Stylizer.style_vector`: the painting's Magenta style vector."""
+def style_vector(networks: OwnStyleNetworks, painting: Image.Image) -> list[float]:
+    """The painting's Magenta style vector (what the bot stores per user)."""
     crops = painting_crops(painting)
-    return predict_vector(predictor_of(stylizer), crops)
+    return predict_vector(networks.predictor(), crops)
 
 
-def engine_of(style: Any) -> str:
-    """The engine an OwnStyle runs on (see `OwnStyle.engine`)."""
+def engine_of(style: OwnStyle, default: str = DEFAULT_ENGINE) -> str:
+    """The engine an OwnStyle runs on (see `OwnStyle.engine`); `default` is the
+    operator's choice for paintings."""
     if style.engine is not None:
         return check_engine(style.engine)
     if not style.paintings:
         return "magenta"  # vectors are Magenta's own
-    return check_engine(os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE)
+    return check_engine(default)
 
 
-def build_network(stylizer: Any, style: Any, photo: Tensor) -> nn.Module:
-    """`Stylizer.own_style_network`: a `forward(x) -> y` module for an OwnStyle."""
-    engine = engine_of(style)
+def build_network(networks: OwnStyleNetworks, style: OwnStyle, photo: Tensor) -> nn.Module:
+    """A `forward(x) -> y` module for an OwnStyle (bound to `photo` for strength < 1)."""
+    engine = engine_of(style, networks.default_engine)
     check_strength(style.style_strength)
     if engine == "msgnet":
-        return _msgnet_network(stylizer, style, photo)
+        return _msgnet_network(networks, style, photo)
     pairs: list[tuple[Sequence[float], float]] = [(v, w) for v, w in style.vectors]
-    pairs += [(style_vector(stylizer, p), w) for p, w in style.paintings]
+    pairs += [(style_vector(networks, p), w) for p, w in style.paintings]
     vector = mix_vectors(pairs)
     if style.style_strength < 1.0:
-        own = predict_vector(predictor_of(stylizer), painting_crops(photo_image(photo)))
+        own = predict_vector(networks.predictor(), painting_crops(photo_image(photo)))
         vector = with_photo(vector, own, style.style_strength)
-    return magenta.load_bound(_folder(stylizer, MAGENTA_MODEL), vector)
+    return networks.bound(vector)
 
 
-def _msgnet_network(stylizer: Any, style: Any, photo: Tensor) -> nn.Module:
-    from totoshka.engine.models import msgnet
-
+def _msgnet_network(networks: OwnStyleNetworks, style: OwnStyle, photo: Tensor) -> nn.Module:
     if style.vectors and not style.paintings:
         raise EngineError(
             "MSG-Net paints from the painting itself: this own style only has Magenta vectors"
         )
     if not style.paintings:
         raise EngineError("an own style needs at least one painting")
-    folder = _folder(stylizer, MSGNET_MODEL)
-    net = msgnet.load_msgnet(str(folder / msgnet.CHECKPOINT_FILE))
+    net = networks.msgnet_network()
     weights = [w for _, w in style.paintings]
     mix_vectors([([0.0] * magenta.STYLE_DIM, w) for w in weights])  # same weight rules
     paintings = [check_painting(p) for p, _ in style.paintings]
@@ -282,25 +358,20 @@ def add_painting_style(
     style_id: str,
     painting_path: Path | str,
     *,
-    stylizer: Any = None,
+    catalog: Catalog,
+    store: ModelStore,
     title_en: str | None = None,
     title_ru: str | None = None,
     credit: str = "",
     license: str = "",
     data_dir: Path | str | None = None,
-) -> Any:
+) -> Style:
     """`totoshka styles add NAME --painting FILE`: compute the painting's vector once
-    and register it as an operator style of the `magenta` model (the painting
-    becomes its preview). Returns the registered `catalog.Style`."""
-    from totoshka.engine.catalog import Style
-    from totoshka.engine.operator_styles import add_operator_style
-
+    (Magenta's predictor from `catalog` and `store`) and register it as an operator
+    style of the `magenta` model in `data_dir` (default: the store's), the painting
+    becoming its preview. Returns the registered `catalog.Style`."""
     painting = load_painting(painting_path)
-    if stylizer is None:
-        from totoshka.engine.stylizer import Stylizer
-
-        stylizer = Stylizer()
-    vector = style_vector(stylizer, painting)
+    vector = style_vector(OwnStyleNetworks(catalog, store), painting)
     title_en = title_en or style_id.replace("_", " ").replace("-", " ").title()
     style = Style(
         id=style_id,
@@ -311,4 +382,4 @@ def add_painting_style(
         vector=tuple(vector),
         preview=str(painting_path),
     )
-    return add_operator_style(style, data_dir=data_dir)
+    return add_operator_style(style, data_dir=store.data_dir if data_dir is None else data_dir)

@@ -1,32 +1,38 @@
 """Where Totoshka keeps its files (XDG base directories through platformdirs).
 
-- cache: downloaded model weights; safe to delete, they are fetched again.
-  `TOTOSHKA_CACHE_DIR` overrides it.
+- cache: downloaded model weights (and, under `compiled/`, converted models and
+  path verdicts); safe to delete, they are fetched or made again.
 - data: what an operator added (own styles, their weights and previews); not a cache.
-  `TOTOSHKA_DATA_DIR` overrides it.
+
+This module reads no environment: the operator's overrides (`TOTOSHKA_CACHE_DIR`,
+`TOTOSHKA_DATA_DIR`) are fields of `totoshka.engine.settings.EngineSettings`, read
+once by the command that starts the process and passed in as `override`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "totoshka"
+COMPILED = "compiled"
 
 
-def cache_dir() -> Path:
-    """The model cache: `$TOTOSHKA_CACHE_DIR` or `~/.cache/totoshka/models`."""
-    override = os.environ.get("TOTOSHKA_CACHE_DIR")
+def cache_dir(override: Path | str | None = None) -> Path:
+    """The model cache: `override`, or `~/.cache/totoshka/models`."""
     if override:
         return Path(override).expanduser()
     return platformdirs.user_cache_path(APP_NAME) / "models"
 
 
-def data_dir() -> Path:
-    """Operator data: `$TOTOSHKA_DATA_DIR` or `~/.local/share/totoshka`."""
-    override = os.environ.get("TOTOSHKA_DATA_DIR")
+def data_dir(override: Path | str | None = None) -> Path:
+    """Operator data: `override`, or `~/.local/share/totoshka`."""
     if override:
         return Path(override).expanduser()
     return platformdirs.user_data_path(APP_NAME)
+
+
+def compiled_dir(cache: Path | str | None = None) -> Path:
+    """Converted models and calibration verdicts: `<model cache>/compiled`."""
+    return cache_dir(cache) / COMPILED

@@ -12,6 +12,9 @@ download and `verify()` must match that record.
 
 Operator styles' files live in the user data dir (`<data>/models/...`) and are
 never downloaded; the store only checks them.
+
+The store reads no environment: the cache, data dir and mirror come from the
+operator's `EngineSettings`, through `totoshka.engine.factory.open_engine`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ try:  # advisory lock so two processes do not download the same model twice
 except ImportError:  # pragma: no cover - Windows: atomic replace alone keeps it safe
     fcntl = None  # type: ignore[assignment]
 
-MIRROR_ENV = "TOTOSHKA_MODEL_MIRROR"
+MIRROR_ENV = "TOTOSHKA_MODEL_MIRROR"  # the operator's setting, named in error messages
 TOFU_SUFFIX = ".sha256"
 
 # progress(model, file, done_bytes, total_bytes_or_None)
@@ -67,13 +70,13 @@ class ModelStore:
         data_dir: Path | str | None = None,
         catalog: Catalog | None = None,
     ) -> None:
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-        if mirror is None:
-            mirror = os.environ.get(MIRROR_ENV) or None
+        self.cache_dir = paths.cache_dir(cache_dir)
+        if isinstance(mirror, str) and not mirror.strip():
+            mirror = None
         self.mirror: str | Path | None = (
             mirror if mirror is None or is_url(mirror) else Path(mirror).expanduser()
         )
-        self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
+        self.data_dir = paths.data_dir(data_dir)
         self._catalog = catalog
 
     # --- where things are -------------------------------------------------------

@@ -1,55 +1,43 @@
 """The one entry point that turns a photo into a painting.
 
 The CLI, the bot's workers and the benchmark all go through `Stylizer`, so a
-style behaves the same everywhere. Networks are loaded on first use and kept in
-a small LRU cache (loading is far slower than a warm inference, and a bot serves
-the same few styles all day); the cache is guarded by a lock so worker threads
-can share one Stylizer.
+style behaves the same everywhere. Build it through the engine's factory
+(`totoshka.engine.factory.open_engine(settings).stylizer()`), which gives it the
+catalog, the store and the runner the operator's settings call for.
+
+Networks are loaded on first use and kept in a small LRU cache, the engine's only
+cache of networks (loading is far slower than a warm inference, and a bot serves
+the same few styles all day). It holds the catalog styles' networks by style id
+and the own styles' shared ones (Magenta's predictor and transfer network, MSG-Net)
+by `own_style` keys such as ``magenta:predictor``. The cache is guarded by a lock
+so worker threads can share one Stylizer.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from totoshka.engine import color
+from totoshka.engine import color, own_style, paths
 from totoshka.engine.backends import Runner, select_runner
-from totoshka.engine.catalog import Catalog, Style, load_catalog
+from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError
 from totoshka.engine.models.registry import load_network
+from totoshka.engine.own_style import OwnStyle, OwnStyleNetworks
 from totoshka.engine.store import ModelStore
 
+__all__ = ["DEFAULT_MAX_SIDE", "OwnStyle", "Stylizer", "fit_within", "to_image", "to_tensor"]
+
 DEFAULT_MAX_SIDE = 1280
-
-
-@dataclass(frozen=True)
-class OwnStyle:
-    """A style from the user's own painting(s), as Magenta style vectors.
-
-    `vectors` pairs each painting's vector with its weight (mixing two paintings);
-    `style_strength` < 1 mixes in the photo's own vector (Magenta's recipe).
-    `paintings` pairs painting images with weights instead: MSG-Net needs them
-    (its target is the painting's Gram matrix, not a vector); with Magenta their
-    vectors are computed and mixed with `vectors`.
-    `engine`: "magenta" or "msgnet" (operators who pulled 21styles.model); None:
-    the operator's setting `TOTOSHKA_OWN_STYLE_ENGINE` (default magenta) when
-    paintings are given, Magenta when there are only vectors (they are Magenta's).
-    See `totoshka.engine.own_style`.
-    """
-
-    vectors: tuple[tuple[tuple[float, ...], float], ...] = ()
-    style_strength: float = 1.0
-    paintings: tuple[tuple[Image.Image, float], ...] = ()
-    engine: str | None = None
+# Catalog styles a bot keeps warm, plus the two Magenta networks every own style
+# needs (predictor and transfer network); MSG-Net's takes a style's place when used.
+DEFAULT_CACHE_SIZE = 6
 
 
 def to_tensor(image: Image.Image) -> Tensor:
@@ -79,50 +67,69 @@ def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:
 
 
 class Stylizer:
+    """Paints photos with catalog styles and own styles through one runner.
+
+    `runner`: the inference path (the factory builds it from the settings); without
+    one, `select_runner(backend)` with the converted models beside the store's
+    weights. `own_style_engine`: the operator's engine for own styles given as
+    paintings (`EngineSettings.own_style_engine`).
+    """
+
     def __init__(
         self,
-        catalog: Catalog | None = None,
-        store: ModelStore | None = None,
+        catalog: Catalog,
+        store: ModelStore,
         *,
         backend: str = "auto",
-        cache_size: int = 4,
+        runner: Runner | None = None,
+        own_style_engine: str = own_style.DEFAULT_ENGINE,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        self.catalog = catalog or load_catalog()
-        self.store = store or ModelStore()
-        self.runner: Runner = select_runner(backend)
+        self.catalog = catalog
+        self.store = store
+        self.runner: Runner = (
+            runner
+            if runner is not None
+            else select_runner(backend, compiled_dir=paths.compiled_dir(store.cache_dir))
+        )
         self._cache: OrderedDict[str, nn.Module] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self._probe_lock = threading.Lock()
-        self._probe: Any = None
+        self.own_styles = OwnStyleNetworks(
+            catalog,
+            store,
+            cache=self.cached,
+            default_engine=own_style.check_engine(own_style_engine),
+        )
+
+    def cached(self, key: str, load: Callable[[], nn.Module]) -> nn.Module:
+        """The network kept under `key`, or `load()`'s, kept from now on (LRU).
+
+        Two threads missing the same key may both load it; the first one kept wins,
+        so every caller gets the same network object (the runners key their compiled
+        models and verdicts by it)."""
+        with self._lock:
+            net = self._cache.get(key)
+            if net is not None:
+                self._cache.move_to_end(key)
+                return net
+        net = load()
+        with self._lock:
+            kept = self._cache.setdefault(key, net)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return kept
 
     def network(self, style_id: str) -> nn.Module:
         """The style's network, loaded once and kept while it is in use."""
-        with self._lock:
-            net = self._cache.get(style_id)
-            if net is not None:
-                self._cache.move_to_end(style_id)
-                return net
-        style: Style = self.catalog.style(style_id)
-        model = self.catalog.model(style.model)
-        folder = self.store.ensure(model)
-        net = load_network(folder, model, style)
-        with self._lock:
-            self._cache[style_id] = net
-            self._cache.move_to_end(style_id)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return net
 
-    def startup_probe(self, style_ids: Sequence[str] = ()) -> Any:
-        """Warm the runner and measure it once per Stylizer (`diagnose.startup_probe`):
-        the line a bot or worker prints at start, and a warning if it falls back."""
-        with self._probe_lock:
-            if self._probe is None:
-                from totoshka.engine.diagnose import startup_probe
+        def load() -> nn.Module:
+            style: Style = self.catalog.style(style_id)
+            model = self.catalog.model(style.model)
+            return load_network(self.store.ensure(model), model, style)
 
-                self._probe = startup_probe(self, style_ids)
-            return self._probe
+        return self.cached(style_id, load)
 
     def stylize(
         self,
@@ -147,26 +154,8 @@ class Stylizer:
 
     def own_style_network(self, style: OwnStyle, photo: Tensor) -> nn.Module:
         """The own-style network bound to `style` (and to `photo` for strength < 1)."""
-        from totoshka.engine import own_style
-
-        return own_style.build_network(self, style, photo)
+        return own_style.build_network(self.own_styles, style, photo)
 
     def style_vector(self, painting: Image.Image) -> list[float]:
         """The painting's 100-number Magenta style vector (what the bot stores)."""
-        from totoshka.engine import own_style
-
-        return own_style.style_vector(self, painting)
-
-
-def build_stylizer(
-    *,
-    cache_dir: Path | str | None = None,
-    mirror: str | None = None,
-    data_dir: Path | str | None = None,
-    backend: str = "auto",
-) -> Stylizer:
-    """The catalog (with the operator's own styles in `data_dir`), the model store and
-    the Stylizer over them, as every process that paints builds them."""
-    catalog = load_catalog(Path(data_dir)) if data_dir else load_catalog()
-    store = ModelStore(cache_dir=cache_dir, mirror=mirror, data_dir=data_dir, catalog=catalog)
-    return Stylizer(catalog, store, backend=backend)
+        return own_style.style_vector(self.own_styles, painting)

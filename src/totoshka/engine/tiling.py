@@ -38,6 +38,7 @@ the fast path: the same passes through OpenVINO bf16).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -73,10 +74,6 @@ class TileConfig:
             raise ValueError("tile and overlap must be multiples of align")
         if self.tile < 4 * self.align:
             raise ValueError("tiles this small cannot hold the network's strides")
-
-
-def needs_tiling(height: int, width: int, max_pixels: int) -> bool:
-    return height * width > max_pixels
 
 
 def tile_span(size: int, cfg: TileConfig) -> int:
@@ -216,8 +213,6 @@ def limit_heap_growth() -> None:
         return
     _heap_limited = True
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 1 << 20)

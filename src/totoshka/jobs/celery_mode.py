@@ -4,10 +4,12 @@ Bot side: `CeleryJobQueue` implements `JobQueue`. Worker side::
 
     TOTOSHKA_BROKER_URL=redis://host:6379/0 \\
     TOTOSHKA_REDIS_URL=redis://host:6379/0 \\
-    TOTOSHKA_JOB_HANDLER=totoshka.bot.delivery:make_handler \\
-    celery -A totoshka.jobs.celery_mode worker -c 2 --prefetch-multiplier 1
+    TOTOSHKA_JOB_HANDLER=totoshka.bot.wiring:worker_handlers \\
+    celery -A totoshka.jobs.celery_worker worker -c 2 --prefetch-multiplier 1
 
-or ``run_worker()`` from Python (what ``totoshka worker`` calls).
+or ``run_worker(config)`` from Python (what ``totoshka worker`` calls). Nothing is
+built at import time: `make_app` is the factory of the Celery app and of the
+per-process runtime its task uses, from a `CeleryConfig` the caller read.
 
 How it follows Celery's advice for long jobs:
 
@@ -31,7 +33,7 @@ How it follows Celery's advice for long jobs:
   A Redis server for this state is required even when the broker is RabbitMQ.
 
 The handler seam: the worker builds its handler once per worker process by calling
-a factory named by dotted path (``TOTOSHKA_JOB_HANDLER`` or `set_handler_factory`).
+a factory named by dotted path (``TOTOSHKA_JOB_HANDLER``) or given to `make_app`.
 The factory takes no arguments, may be async, and returns either the handler
 ``async (payload, ctx) -> None`` or a `JobHandlers` (handler + ``on_failed`` +
 ``close``). It runs inside the worker process's event loop, so it may create an
@@ -48,13 +50,13 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
+from totoshka.jobs.celery_settings import CeleryConfig
 from totoshka.jobs.context import JobContext
 from totoshka.jobs.pool import backoff_delay, default_cpu_workers
 from totoshka.jobs.queue import (
@@ -72,78 +74,7 @@ log = logging.getLogger(__name__)
 TASK_NAME = "totoshka.jobs.run"
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-@dataclass(frozen=True)
-class CeleryConfig:
-    """Everything both sides must agree on. `from_env` reads ``TOTOSHKA_*`` variables."""
-
-    broker_url: str = "redis://127.0.0.1:6379/0"
-    #: Job records, fair lines, counters and checkpoints (must be Redis).
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = "totoshka:jobs"
-    queue: str = "totoshka"
-    #: ``"package.module:factory"``; may stay None on the bot side.
-    handler_factory: str | None = None
-    max_attempts: int = 5
-    max_deferrals: int = 50
-    backoff_base: float = 2.0
-    backoff_max: float = 300.0
-    soft_time_limit: float = 600.0
-    time_limit: float = 660.0
-    #: Redis broker only: must exceed the longest queue wait + work, or jobs run twice.
-    visibility_timeout: float = 4 * 3600.0
-    cpu_workers: int = field(default_factory=default_cpu_workers)
-
-    @classmethod
-    def from_env(cls) -> CeleryConfig:
-        broker = os.environ.get("TOTOSHKA_BROKER_URL", cls.broker_url)
-        default_redis = broker if broker.startswith(("redis://", "rediss://")) else cls.redis_url
-        return cls(
-            broker_url=broker,
-            redis_url=os.environ.get("TOTOSHKA_REDIS_URL", default_redis),
-            prefix=os.environ.get("TOTOSHKA_JOBS_PREFIX", cls.prefix),
-            queue=os.environ.get("TOTOSHKA_JOBS_QUEUE", cls.queue),
-            handler_factory=os.environ.get("TOTOSHKA_JOB_HANDLER") or None,
-            max_attempts=int(_env_float("TOTOSHKA_JOBS_MAX_ATTEMPTS", cls.max_attempts)),
-            max_deferrals=int(_env_float("TOTOSHKA_JOBS_MAX_DEFERRALS", cls.max_deferrals)),
-            backoff_base=_env_float("TOTOSHKA_JOBS_BACKOFF_BASE", cls.backoff_base),
-            backoff_max=_env_float("TOTOSHKA_JOBS_BACKOFF_MAX", cls.backoff_max),
-            soft_time_limit=_env_float("TOTOSHKA_JOBS_SOFT_TIME_LIMIT", cls.soft_time_limit),
-            time_limit=_env_float("TOTOSHKA_JOBS_TIME_LIMIT", cls.time_limit),
-            visibility_timeout=_env_float(
-                "TOTOSHKA_JOBS_VISIBILITY_TIMEOUT", cls.visibility_timeout
-            ),
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> CeleryConfig:
-        """Build from the bot's ``Settings`` (duck-typed: this package imports no bot code).
-
-        Uses ``broker_url``, ``redis_url`` (falls back to the broker when that is Redis),
-        ``max_attempts`` and, if present, ``job_handler``; the rest from `from_env`.
-        """
-        base = cls.from_env()
-        broker = getattr(settings, "broker_url", None) or base.broker_url
-        redis_url = getattr(settings, "redis_url", None)
-        if not redis_url:
-            redis_url = broker if broker.startswith(("redis://", "rediss://")) else base.redis_url
-        return replace(
-            base,
-            broker_url=broker,
-            redis_url=redis_url,
-            max_attempts=getattr(settings, "max_attempts", None) or base.max_attempts,
-            handler_factory=getattr(settings, "job_handler", None) or base.handler_factory,
-        )
-
-
 HandlerFactory = Callable[[], Any]
-
-_config = CeleryConfig.from_env()
-_factory: HandlerFactory | str | None = _config.handler_factory
 
 
 def _apply(app: Celery, config: CeleryConfig) -> None:
@@ -166,38 +97,6 @@ def _apply(app: Celery, config: CeleryConfig) -> None:
     )
 
 
-def make_app(config: CeleryConfig | None = None) -> Celery:
-    """A Celery app configured for long, at-least-once jobs."""
-    app = Celery("totoshka")
-    _apply(app, config or _config)
-    return app
-
-
-app = make_app(_config)
-
-
-def configure(config: CeleryConfig) -> None:
-    """Use ``config`` in this process (call before `run_worker` / creating queues)."""
-    global _config, _factory
-    _config = config
-    if config.handler_factory is not None:
-        _factory = config.handler_factory
-    _apply(app, config)
-    _runtime.reset()
-
-
-def set_handler_factory(factory: HandlerFactory | str) -> None:
-    """Register the worker's handler factory: a callable or ``"module:attr"``.
-
-    A dotted path is resolved inside each worker process, so nothing Telegram-specific
-    is imported by this package. Set it before the worker starts (prefork children
-    inherit it) or via ``TOTOSHKA_JOB_HANDLER``.
-    """
-    global _factory
-    _factory = factory
-    _runtime.reset()
-
-
 def _resolve(factory: HandlerFactory | str) -> HandlerFactory:
     if callable(factory):
         return factory
@@ -215,7 +114,9 @@ def _resolve(factory: HandlerFactory | str) -> HandlerFactory:
 class _Runtime:
     """Per worker process: an event loop, the handler, the store, the CPU executor."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: CeleryConfig, factory: HandlerFactory | str | None) -> None:
+        self.config = config
+        self.factory = factory
         self._clear()
 
     def _clear(self) -> None:
@@ -248,29 +149,20 @@ class _Runtime:
             self._clear()
             self.pid = os.getpid()
         if self.store is None:
-            self.store = RedisJobStore.from_url(_config.redis_url, _config.prefix)
+            self.store = RedisJobStore.from_url(self.config.redis_url, self.config.prefix)
         if self.loop is None:
             self.loop = asyncio.new_event_loop()
-        if self.cpu is None:
-            self.cpu = ThreadPoolExecutor(_config.cpu_workers, thread_name_prefix="totoshka-cpu")
         if self.handlers is None:
-            if _factory is None:
-                raise RuntimeError(
-                    "no job handler: set TOTOSHKA_JOB_HANDLER or call set_handler_factory()"
-                )
-            made = _resolve(_factory)()
+            if self.factory is None:
+                raise RuntimeError("no job handler: set TOTOSHKA_JOB_HANDLER or give make_app one")
+            made = _resolve(self.factory)()
             if inspect.isawaitable(made):
                 made = self.loop.run_until_complete(made)
             self.handlers = made if isinstance(made, JobHandlers) else JobHandlers(made)
+        if self.cpu is None:
+            threads = self.config.cpu_workers or self.handlers.cpu_workers or default_cpu_workers()
+            self.cpu = ThreadPoolExecutor(threads, thread_name_prefix="totoshka-cpu")
         return self.loop, self.handlers, self.store
-
-
-_runtime = _Runtime()
-
-
-@worker_process_shutdown.connect
-def _on_process_shutdown(**_: Any) -> None:
-    _runtime.reset()
 
 
 def _notify_failed(
@@ -287,73 +179,88 @@ def _notify_failed(
         log.exception("jobs: on_failed callback failed")
 
 
-@app.task(
-    bind=True,
-    name=TASK_NAME,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # Hard time limit: requeue, so the attempt counter (not a silent ack) ends it.
-    acks_on_timeout=False,
-    max_retries=None,
-    ignore_result=True,
-)
-def run_job(self: Task) -> str:
-    """A token: run the next job in fair order (or resume the one this token holds)."""
-    loop, handlers, store = _runtime.ensure()
-    token = self.request.id
-    job_id = store.claim(token)
-    if job_id is None:
-        return "idle"  # its job was cancelled: tokens outnumber jobs then
-    state, attempt, deferrals = store.start(job_id)
-    if state != JobState.RUNNING.value:
-        store.release_token(token)
-        return f"skipped {job_id}: {state}"
-    job = store.get(job_id)
-    if job is None:  # the record expired under a very late redelivery
-        store.release_token(token)
-        return f"skipped {job_id}: missing"
-    failures_before = attempt - 1 - deferrals
-    if failures_before >= _config.max_attempts:
-        # Earlier runs died without recording an outcome (worker lost): poison job.
-        exc = WorkerLost(f"worker died on every attempt of job {job_id}")
-        store.finish(job_id, JobState.FAILED, exc)
-        _notify_failed(loop, handlers, job.payload, exc)
-        return f"failed {job_id}"
-    ctx = JobContext(
-        job_id,
-        attempt,
-        job.user_key,
-        checkpoints=job.checkpoints,
-        mark=lambda key, value: loop.run_in_executor(None, store.mark, job_id, key, value),
-        executor=_runtime.cpu,
+def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None = None) -> Celery:
+    """A Celery app configured for long, at-least-once jobs, with its task.
+
+    The bot side needs no handler (it only sends tokens); a worker gets one here or
+    by ``config.handler_factory``, built once in each worker process on first use.
+    """
+    app = Celery("totoshka")
+    _apply(app, config)
+    runtime = _Runtime(config, handler_factory or config.handler_factory)
+    # The handler closes its Bot session when the pool process exits (held strongly:
+    # the receiver is a closure).
+    worker_process_shutdown.connect(lambda **_: runtime.reset(), weak=False)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        bind=True,
+        name=TASK_NAME,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        # Hard time limit: requeue, so the attempt counter (not a silent ack) ends it.
+        acks_on_timeout=False,
+        max_retries=None,
+        ignore_result=True,
     )
-    try:
-        loop.run_until_complete(handlers.handler(job.payload, ctx))
-    except RetryLater as exc:
-        if deferrals + 1 > _config.max_deferrals:
+    def run_job(self: Task) -> str:
+        """A token: run the next job in fair order (or resume the one this token holds)."""
+        loop, handlers, store = runtime.ensure()
+        token = self.request.id
+        job_id = store.claim(token)
+        if job_id is None:
+            return "idle"  # its job was cancelled: tokens outnumber jobs then
+        state, attempt, deferrals = store.start(job_id)
+        if state != JobState.RUNNING.value:
+            store.release_token(token)
+            return f"skipped {job_id}: {state}"
+        job = store.get(job_id)
+        if job is None:  # the record expired under a very late redelivery
+            store.release_token(token)
+            return f"skipped {job_id}: missing"
+        failures_before = attempt - 1 - deferrals
+        if failures_before >= config.max_attempts:
+            # Earlier runs died without recording an outcome (worker lost): poison job.
+            exc = WorkerLost(f"worker died on every attempt of job {job_id}")
             store.finish(job_id, JobState.FAILED, exc)
             _notify_failed(loop, handlers, job.payload, exc)
             return f"failed {job_id}"
-        store.finish(job_id, JobState.QUEUED, exc, deferral=True)
-        raise self.retry(countdown=exc.delay, exc=exc, max_retries=None) from exc
-    except Exception as exc:
-        if isinstance(exc, SoftTimeLimitExceeded):
-            _runtime.reset()  # the loop was interrupted mid-step; start clean next time
-            loop, handlers, store = _runtime.ensure()
-        failures = attempt - deferrals
-        if failures >= _config.max_attempts:
-            store.finish(job_id, JobState.FAILED, exc)
-            _notify_failed(loop, handlers, job.payload, exc)
-            return f"failed {job_id}"
-        store.finish(job_id, JobState.QUEUED, exc)
-        delay = backoff_delay(failures, _config.backoff_base, _config.backoff_max)
-        raise self.retry(
-            countdown=delay,
-            exc=exc,
-            max_retries=_config.max_attempts + _config.max_deferrals,
-        ) from exc
-    store.finish(job_id, JobState.DONE)
-    return f"done {job_id}"
+        ctx = JobContext(
+            job_id,
+            attempt,
+            job.user_key,
+            checkpoints=job.checkpoints,
+            mark=lambda key, value: loop.run_in_executor(None, store.mark, job_id, key, value),
+            executor=runtime.cpu,
+        )
+        try:
+            loop.run_until_complete(handlers.handler(job.payload, ctx))
+        except RetryLater as exc:
+            if deferrals + 1 > config.max_deferrals:
+                store.finish(job_id, JobState.FAILED, exc)
+                _notify_failed(loop, handlers, job.payload, exc)
+                return f"failed {job_id}"
+            store.finish(job_id, JobState.QUEUED, exc, deferral=True)
+            raise self.retry(countdown=exc.delay, exc=exc, max_retries=None) from exc
+        except Exception as exc:
+            if isinstance(exc, SoftTimeLimitExceeded):
+                runtime.reset()  # the loop was interrupted mid-step; start clean next time
+                loop, handlers, store = runtime.ensure()
+            failures = attempt - deferrals
+            if failures >= config.max_attempts:
+                store.finish(job_id, JobState.FAILED, exc)
+                _notify_failed(loop, handlers, job.payload, exc)
+                return f"failed {job_id}"
+            store.finish(job_id, JobState.QUEUED, exc)
+            delay = backoff_delay(failures, config.backoff_base, config.backoff_max)
+            raise self.retry(
+                countdown=delay,
+                exc=exc,
+                max_retries=config.max_attempts + config.max_deferrals,
+            ) from exc
+        store.finish(job_id, JobState.DONE)
+        return f"done {job_id}"
+
+    return app
 
 
 class CeleryJobQueue:
@@ -366,15 +273,10 @@ class CeleryJobQueue:
     mode — poll ``position`` to refresh status messages.
     """
 
-    def __init__(self, config: CeleryConfig | None = None, *, celery_app: Celery | None = None):
-        self.config = config or _config
-        self.app = celery_app or make_app(self.config)
-        self.store = RedisJobStore.from_url(self.config.redis_url, self.config.prefix)
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> CeleryJobQueue:
-        """The bot's entry: ``CeleryJobQueue.from_settings(settings)``."""
-        return cls(CeleryConfig.from_settings(settings))
+    def __init__(self, config: CeleryConfig, *, celery_app: Celery | None = None):
+        self.config = config
+        self.app = celery_app or make_app(config)
+        self.store = RedisJobStore.from_url(config.redis_url, config.prefix)
 
     def submit(
         self,
@@ -431,7 +333,7 @@ class CeleryJobQueue:
 
 
 def run_worker(
-    config: CeleryConfig | None = None,
+    config: CeleryConfig,
     *,
     handler_factory: HandlerFactory | str | None = None,
     concurrency: int | None = None,
@@ -444,13 +346,10 @@ def run_worker(
     process runs one inference at a time. (Batching same-style jobs on one GPU
     needs them in one process: that is the embedded pool's job, not Celery's.)
     """
-    if config is not None:
-        configure(config)
-    if handler_factory is not None:
-        set_handler_factory(handler_factory)
+    app = make_app(config, handler_factory)
     argv = [
         "worker",
-        f"--queues={_config.queue}",
+        f"--queues={config.queue}",
         f"--concurrency={concurrency or max(1, (os.cpu_count() or 1) // 2)}",
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",

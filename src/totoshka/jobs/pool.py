@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,11 +71,9 @@ class WorkerQueue(Protocol):
 
 
 def default_cpu_workers() -> int:
-    """As many inference threads as the engine wants photos in flight (one per two
-    cores on a CPU; enough for full batches on a GPU)."""
-    from totoshka.engine.backends.hardware import inference_threads
-
-    return inference_threads()
+    """One thread per two cores: one CPU inference already uses the cores through its
+    own thread pool. The composition root passes the engine's own figure instead."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def backoff_delay(failures: int, base: float, cap: float) -> float:

@@ -156,3 +156,6 @@ class JobHandlers:
     on_failed: FailedCallback | None = None
     #: Awaited when the worker process exits (close the Bot session...).
     close: Callable[[], Awaitable[None]] | None = None
+    #: Threads for ``ctx.run_blocking``: the handler knows what its work needs
+    #: (one per two cores for CPU inference); None = the worker's default.
+    cpu_workers: int | None = None

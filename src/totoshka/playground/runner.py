@@ -14,7 +14,9 @@ Zero configuration: a generated token (the emulator accepts any), the embedded
 SQLite queue in a temporary folder (removed on exit: the emulator's world does not
 outlive the run, so queued jobs could not be delivered later anyway), the bot's
 default memory FSM. Model weights come from the catalog into the usual cache,
-once, before the bot starts (``TOTOSHKA_MODEL_MIRROR`` selects an offline mirror).
+once, before the bot starts (``TOTOSHKA_MODEL_MIRROR`` selects an offline mirror):
+`prepare_models` gets the engine settings `totoshka playground` read, the same the
+child reads from the environment it inherits.
 
 Shutdown order matters: the bot is asked to stop first (SIGTERM; it finishes or
 persists in-flight jobs) while the emulator still answers its last calls; then
@@ -41,6 +43,10 @@ from typing import Any
 from aiohttp import web
 
 from totoshka.emulator.server import EmulatorServer
+from totoshka.engine.catalog import OPERATOR
+from totoshka.engine.errors import EngineError
+from totoshka.engine.factory import open_engine
+from totoshka.engine.settings import EngineSettings
 from totoshka.playground.page import create_page_app
 
 Echo = Callable[[str], None]
@@ -301,21 +307,20 @@ class Playground:
             self._output_task = None
 
 
-def prepare_models(progress: Progress | None = None, echo: Echo | None = None) -> list[str]:
+def prepare_models(
+    settings: EngineSettings, progress: Progress | None = None, echo: Echo | None = None
+) -> list[str]:
     """Fetch every built-in model the cache lacks; returns the ids that stay unavailable.
 
     Runs before the bot starts so the first photo is not stuck behind a download, and
     so the progress is shown where the user looks (this terminal). A model that cannot
     be fetched (offline, a mirror that lacks it) is reported, not fatal: the bot still
-    offers every style whose model is present.
+    offers every style whose model is present. `settings` are the engine settings the
+    bot child will read from the same environment (cache, mirror, data dir).
     """
-    from totoshka.engine.catalog import OPERATOR, load_catalog
-    from totoshka.engine.errors import EngineError
-    from totoshka.engine.store import ModelStore
-
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
-    catalog = load_catalog()
-    store = ModelStore(catalog=catalog)
+    engine = open_engine(settings)
+    catalog, store = engine.catalog, engine.store
     wanted = [m for m in catalog.models() if m.origin != OPERATOR]
     missing = [m for m in wanted if not store.is_present(m)]
     if not missing:

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import mimetypes
 from dataclasses import dataclass
-from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from totoshka.bot.callbacks import GalleryCB, StyleCB
-from totoshka.bot.delivery import DOWNLOAD_MAX_BYTES, JobPayload
+from totoshka.bot.conversation import Conversation
+from totoshka.bot.job import DOWNLOAD_MAX_BYTES, JobRequest, PaintSpec
 from totoshka.bot.keyboards import paintings_keyboard, style_picker
 from totoshka.bot.middlewares import AlbumMiddleware
-from totoshka.bot.prefs import Prefs, PrefsStore
-from totoshka.bot.services import PHOTOS_KEPT, RESULTS_KEPT, Services, new_ref
+from totoshka.bot.services import Services
 from totoshka.bot.states import Flow
 from totoshka.bot.texts import Translator
 
@@ -71,131 +69,39 @@ def too_big_text(t: Translator, message: Message) -> str:
     return t("file_too_big", size=f"{(size or 0) / 1024 / 1024:.1f}")
 
 
-async def remember_photo(state: FSMContext, file_id: str) -> str:
-    data = await state.get_data()
-    photos: dict[str, str] = dict(data.get("photos", {}))
-    for ref, known in photos.items():
-        if known == file_id:
-            return ref
-    ref = new_ref()
-    photos[ref] = file_id
-    while len(photos) > PHOTOS_KEPT:
-        photos.pop(next(iter(photos)))
-    await state.update_data(photos=photos)
-    return ref
-
-
-async def show_picker(
-    message: Message, state: FSMContext, t: Translator, services: Services, photo_ref: str
-) -> None:
-    await state.set_state(Flow.choosing_style)
-    await state.update_data(current=photo_ref)
+async def show_picker(message: Message, conv: Conversation, photo_ref: str) -> None:
+    await conv.state.set_state(Flow.choosing_style)
+    await conv.state.update_data(current=photo_ref)
+    t = conv.t
     await message.answer(
         t("pick_style"),
-        reply_markup=style_picker(t, photo_ref, services.style_buttons(t.lang)),
-    )
-
-
-async def enqueue(
-    *,
-    bot: Bot,
-    chat_id: int,
-    user_id: int,
-    t: Translator,
-    state: FSMContext,
-    prefs: Prefs,
-    services: Services,
-    spec: dict[str, Any],
-    dedupe_key: str | None,
-    reply_to: Message | None = None,
-) -> None:
-    """Queue one picture. ``spec`` = what to paint; the rest comes from the preferences.
-
-    The spec is saved under a new result ref so that the buttons under the result
-    (another style, full size, stronger, weaker) can re-run it with one change.
-    """
-    settings = services.settings
-    spec = dict(spec)
-    spec.setdefault("strength", prefs.strength)
-    spec.setdefault("preserve_colors", prefs.preserve_colors)
-    spec.setdefault("max_side", prefs.output_size(settings.default_output_size))
-    spec.setdefault("as_document", False)
-    vector = None
-    if spec.get("painting_pid"):
-        painting = prefs.painting(spec["painting_pid"])
-        if painting is not None:
-            vector = painting.vector
-            spec["painting"] = painting.file_id
-    ref = new_ref()
-    data = await state.get_data()
-    results: dict[str, Any] = dict(data.get("results", {}))
-    results[ref] = spec
-    while len(results) > RESULTS_KEPT:
-        results.pop(next(iter(results)))
-    await state.update_data(results=results)
-    job = JobPayload(
-        chat_id=chat_id,
-        user_id=user_id,
-        lang=t.lang,
-        photo=spec["photo"],
-        status_message_id=None,
-        reply_to=reply_to.message_id if reply_to else None,
-        style=spec.get("style"),
-        painting=spec.get("painting"),
-        painting_pid=spec.get("painting_pid"),
-        vector=vector,
-        strength=int(spec["strength"]),
-        preserve_colors=bool(spec["preserve_colors"]),
-        max_side=int(spec["max_side"]) or None,
-        as_document=bool(spec["as_document"]),
-        ref=ref,
-    )
-    await services.submit(
-        bot, t, job, user_key=str(user_id), dedupe_key=dedupe_key, reply_to=reply_to
+        reply_markup=style_picker(t, photo_ref, conv.services.style_buttons(t.lang)),
     )
 
 
 async def own_style_job(
-    *,
-    message: Message,
-    bot: Bot,
-    t: Translator,
-    state: FSMContext,
-    prefs: Prefs,
-    prefs_store: PrefsStore,
-    services: Services,
-    photo: str,
-    painting: str,
-    dedupe_key: str,
+    message: Message, conv: Conversation, *, photo: str, painting: str, dedupe_key: str
 ) -> None:
     user_id = message.from_user.id if message.from_user else message.chat.id
-    saved = prefs.add_painting(painting)
-    await prefs_store.save(message.chat.id, user_id, prefs)
-    await state.set_state(Flow.choosing_style)
-    await enqueue(
-        bot=bot,
-        chat_id=message.chat.id,
-        user_id=user_id,
-        t=t,
-        state=state,
-        prefs=prefs,
-        services=services,
-        spec={"photo": photo, "style": None, "painting_pid": saved.pid, "painting": painting},
-        dedupe_key=dedupe_key,
-        reply_to=message,
+    saved = conv.prefs.add_painting(painting)
+    await conv.prefs_store.save(message.chat.id, user_id, conv.prefs)
+    await conv.state.set_state(Flow.choosing_style)
+    spec = PaintSpec(photo=photo, style=None, painting_pid=saved.pid, painting=painting)
+    await conv.enqueue(
+        JobRequest(
+            chat_id=message.chat.id,
+            user_id=user_id,
+            spec=spec,
+            dedupe_key=dedupe_key,
+            reply_to=message.message_id,
+        )
     )
 
 
 async def on_picture(
-    message: Message,
-    bot: Bot,
-    state: FSMContext,
-    t: Translator,
-    prefs: Prefs,
-    prefs_store: PrefsStore,
-    services: Services,
-    album: list[Message] | None = None,
+    message: Message, conv: Conversation, album: list[Message] | None = None
 ) -> None:
+    t, state = conv.t, conv.state
     items = album or [message]
     pictures: list[Picture] = []
     for item in items:
@@ -208,22 +114,14 @@ async def on_picture(
             pictures.append(got)
     if not pictures:
         return
-    common = {
-        "message": message,
-        "bot": bot,
-        "t": t,
-        "state": state,
-        "prefs": prefs,
-        "prefs_store": prefs_store,
-        "services": services,
-    }
     if album is not None and len(pictures) == 2:
         # An album of two: the photo first, the painting second.
         await message.answer(t("album_own_style"))
-        photo_ref = await remember_photo(state, pictures[0].file_id)
+        photo_ref = await conv.remember_photo(pictures[0].file_id)
         await state.update_data(current=photo_ref)
         await own_style_job(
-            **common,
+            message,
+            conv,
             photo=pictures[0].file_id,
             painting=pictures[1].file_id,
             dedupe_key=f"album:{message.chat.id}:{message.media_group_id}",
@@ -237,25 +135,19 @@ async def on_picture(
         photo = data.get("photos", {}).get(data.get("current", ""))
         if photo:
             await own_style_job(
-                **common,
+                message,
+                conv,
                 photo=photo,
                 painting=picture.file_id,
                 dedupe_key=f"msg:{message.chat.id}:{message.message_id}",
             )
             return
-    photo_ref = await remember_photo(state, picture.file_id)
-    await show_picker(message, state, t, services, photo_ref)
+    photo_ref = await conv.remember_photo(picture.file_id)
+    await show_picker(message, conv, photo_ref)
 
 
-async def on_style(
-    query: CallbackQuery,
-    callback_data: StyleCB,
-    bot: Bot,
-    state: FSMContext,
-    t: Translator,
-    prefs: Prefs,
-    services: Services,
-) -> None:
+async def on_style(query: CallbackQuery, callback_data: StyleCB, conv: Conversation) -> None:
+    t, state, prefs = conv.t, conv.state, conv.prefs
     data = await state.get_data()
     photo = data.get("photos", {}).get(callback_data.photo)
     if not photo or query.message is None:
@@ -269,32 +161,25 @@ async def on_style(
         await state.update_data(current=callback_data.photo)
         keyboard = paintings_keyboard(t, callback_data.photo, prefs.paintings)
         text = t("send_painting") if keyboard else t("send_painting_plain")
-        await bot.send_message(chat_id, text, reply_markup=keyboard)
+        await conv.bot.send_message(chat_id, text, reply_markup=keyboard)
         return
-    spec: dict[str, Any] = {"photo": photo}
     if style.startswith("@"):
         painting = prefs.painting(style[1:])
         if painting is None:
             await query.answer(t("photo_expired"), show_alert=True)
             return
-        spec.update(style=None, painting_pid=painting.pid, painting=painting.file_id)
-    elif services.style_title(style, t.lang) is None:
+        spec = PaintSpec(photo=photo, painting_pid=painting.pid, painting=painting.file_id)
+    elif conv.services.style_title(style, t.lang) is None:
         await query.answer(t("unknown_style"), show_alert=True)
         return
     else:
-        spec["style"] = style
+        spec = PaintSpec(photo=photo, style=style)
     await query.answer()
     await state.set_state(Flow.choosing_style)
-    await enqueue(
-        bot=bot,
-        chat_id=chat_id,
-        user_id=query.from_user.id,
-        t=t,
-        state=state,
-        prefs=prefs,
-        services=services,
-        spec=spec,
-        dedupe_key=f"cb:{query.id}",
+    await conv.enqueue(
+        JobRequest(
+            chat_id=chat_id, user_id=query.from_user.id, spec=spec, dedupe_key=f"cb:{query.id}"
+        )
     )
 
 

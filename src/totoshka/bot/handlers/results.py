@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram import Bot, Router
-from aiogram.fsm.context import FSMContext
+from aiogram import Router
 from aiogram.types import CallbackQuery
 
 from totoshka.bot.callbacks import ResultCB
-from totoshka.bot.handlers.pictures import enqueue, remember_photo
+from totoshka.bot.conversation import Conversation
+from totoshka.bot.job import JobRequest, PaintSpec
 from totoshka.bot.keyboards import style_picker
-from totoshka.bot.prefs import STRENGTHS, Prefs
-from totoshka.bot.services import Services
+from totoshka.bot.prefs import STRENGTHS
 from totoshka.bot.states import Flow
-from totoshka.bot.texts import Translator
 
 
 def step_strength(current: int, up: bool) -> int | None:
@@ -29,56 +27,43 @@ def step_strength(current: int, up: bool) -> int | None:
     return options[0] if up else options[-1]
 
 
-async def on_result(
-    query: CallbackQuery,
-    callback_data: ResultCB,
-    bot: Bot,
-    state: FSMContext,
-    t: Translator,
-    prefs: Prefs,
-    services: Services,
-) -> None:
+async def on_result(query: CallbackQuery, callback_data: ResultCB, conv: Conversation) -> None:
+    t, state = conv.t, conv.state
     data = await state.get_data()
-    spec: dict[str, Any] | None = data.get("results", {}).get(callback_data.ref)
-    if spec is None or query.message is None:
+    saved: dict[str, Any] | None = data.get("results", {}).get(callback_data.ref)
+    if saved is None or query.message is None:
         await query.answer(t("photo_expired"), show_alert=True)
         return
+    spec = PaintSpec.model_validate(saved)
     chat_id = query.message.chat.id
     action = callback_data.action
     if action == "again":
         await query.answer()
-        photo_ref = await remember_photo(state, spec["photo"])
+        photo_ref = await conv.remember_photo(spec.photo)
         await state.set_state(Flow.choosing_style)
         await state.update_data(current=photo_ref)
-        await bot.send_message(
+        await conv.bot.send_message(
             chat_id,
             t("pick_style"),
-            reply_markup=style_picker(t, photo_ref, services.style_buttons(t.lang)),
+            reply_markup=style_picker(t, photo_ref, conv.services.style_buttons(t.lang)),
         )
         return
-    new = dict(spec)
     if action == "full":
-        new.update(max_side=0, as_document=True)
+        new = spec.model_copy(update={"max_side": 0, "as_document": True})
     elif action in ("up", "down"):
-        strength = step_strength(int(spec.get("strength", 100)), up=action == "up")
+        strength = step_strength(spec.strength or 100, up=action == "up")
         if strength is None:
             await query.answer(t("strongest" if action == "up" else "weakest"))
             return
-        new.update(strength=strength, as_document=False)
+        new = spec.model_copy(update={"strength": strength, "as_document": False})
     else:
         await query.answer()
         return
     await query.answer()
-    await enqueue(
-        bot=bot,
-        chat_id=chat_id,
-        user_id=query.from_user.id,
-        t=t,
-        state=state,
-        prefs=prefs,
-        services=services,
-        spec=new,
-        dedupe_key=f"cb:{query.id}",
+    await conv.enqueue(
+        JobRequest(
+            chat_id=chat_id, user_id=query.from_user.id, spec=new, dedupe_key=f"cb:{query.id}"
+        )
     )
 
 

@@ -13,11 +13,19 @@ Names (`select_runner(name)`, `totoshka bench --paths`, the Stylizer's `backend`
   ``cuda-fp32``: one path, no floor (for benchmarks and tests).
 
 Nothing here imports OpenVINO or touches CUDA until a path that needs it is chosen.
+What a runner needs from the operator's settings (the memory budget, where converted
+models live, whether to convert in this process) comes in as arguments of
+`select_runner`: the engine's factory (`totoshka.engine.factory.runner_for`) passes
+them from `EngineSettings`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from totoshka.engine.backends.hardware import cuda_available
+from totoshka.engine.paths import compiled_dir as default_compiled_dir
 
 if TYPE_CHECKING:  # importing the package (verdicts, hardware) must not load torch
     from torch import Tensor, nn
@@ -33,6 +41,8 @@ PATHS = (
     "cuda-bf16",
     "cuda-fp32",
 )
+# every name `select_runner` takes: the paths and their aliases (settings check them)
+NAMES = (*PATHS, "eager", "fp32", "cuda-fp16")
 
 
 class Runner(Protocol):
@@ -43,19 +53,31 @@ class Runner(Protocol):
         ...
 
 
-def _single(name: str) -> Runner:
+def _single(
+    name: str,
+    *,
+    compiled_dir: Path | None = None,
+    memory_budget_mb: float | None = None,
+    convert_in_process: bool = False,
+) -> Runner:
     if name in ("eager", "fp32", "eager-fp32"):
         from totoshka.engine.backends.eager import EagerRunner
 
-        return EagerRunner()
+        return EagerRunner(memory_budget_mb=memory_budget_mb)
     if name == "torch-bf16":
         from totoshka.engine.backends.eager import TorchBf16Runner
 
-        return TorchBf16Runner()
+        return TorchBf16Runner(memory_budget_mb=memory_budget_mb)
     if name in ("openvino-bf16", "openvino-fp32"):
-        from totoshka.engine.backends.openvino import OpenVinoRunner
+        from totoshka.engine.backends.eager import pixel_limit
+        from totoshka.engine.backends.openvino import BYTES_PER_PIXEL, OpenVinoRunner
 
-        return OpenVinoRunner("bf16" if name.endswith("bf16") else "f32")
+        return OpenVinoRunner(
+            "bf16" if name.endswith("bf16") else "f32",
+            cache_dir=compiled_dir,
+            max_pixels=pixel_limit(BYTES_PER_PIXEL, memory_budget_mb),
+            convert_in_process=convert_in_process,
+        )
     if name in ("cuda", "cuda-fp16", "cuda-bf16", "cuda-fp32"):
         import torch
 
@@ -69,7 +91,6 @@ def _single(name: str) -> Runner:
 def expected_path(best: bool = False) -> str:
     """What `auto` (or `best`) should serve on this machine with every package installed."""
     from totoshka.engine.backends.auto import supported_paths
-    from totoshka.engine.backends.hardware import cuda_available
 
     if cuda_available():
         return "cuda-fp32"
@@ -77,11 +98,29 @@ def expected_path(best: bool = False) -> str:
     return names[0] if names else "eager-fp32"
 
 
-def select_runner(name: str = "auto") -> Runner:
+def select_runner(
+    name: str = "auto",
+    *,
+    compiled_dir: Path | None = None,
+    memory_budget_mb: float | None = None,
+    convert_in_process: bool = False,
+) -> Runner:
+    """The runner of a path name (see the module docstring).
+
+    `compiled_dir`: where OpenVINO's converted models and `auto`'s verdicts live
+    (None: `paths.compiled_dir()`, under the platform's cache); `memory_budget_mb`:
+    the budget that decides when a picture is painted in tiles (None: eager's
+    `DEFAULT_MEMORY_BUDGET_MB`); `convert_in_process`: convert for OpenVINO in this
+    process rather than in a short-lived child.
+    """
+    options = {
+        "compiled_dir": compiled_dir,
+        "memory_budget_mb": memory_budget_mb,
+        "convert_in_process": convert_in_process,
+    }
     if name not in ("auto", "best"):
-        return _single(name)
+        return _single(name, **options)  # type: ignore[arg-type]
     from totoshka.engine.backends.auto import AutoRunner, supported_paths
-    from totoshka.engine.backends.hardware import cuda_available
     from totoshka.engine.backends.quality import BEST_FLOOR_DB, DEFAULT_FLOOR_DB
 
     best = name == "best"
@@ -97,21 +136,16 @@ def select_runner(name: str = "auto") -> Runner:
     unavailable: dict[str, str] = {}
     for candidate in names:
         try:
-            candidates.append(_single(candidate))
+            candidates.append(_single(candidate, **options))  # type: ignore[arg-type]
         except ImportError as exc:  # an optional dependency is missing: say so, skip the path
             unavailable[candidate] = f"{type(exc).__name__}: {exc}"
-    verdicts = None
-    try:
-        from totoshka.engine.backends.openvino import compiled_root
-
-        verdicts = compiled_root() / "verdicts.json"
-    except ImportError:
-        pass
+    verdicts = (compiled_dir or default_compiled_dir()) / "verdicts.json"
     runner = AutoRunner(
         candidates,
         BEST_FLOOR_DB if best else DEFAULT_FLOOR_DB,
         name=name,
         verdict_file=verdicts,
+        memory_budget_mb=memory_budget_mb,
         unavailable=unavailable,
         expected=names[0] if names else "eager-fp32",
     )

@@ -114,6 +114,7 @@ class AutoRunner:
         verdict_file: Path | None = None,
         verdicts: VerdictStore | None = None,
         max_pixels: int | str | None = BUDGET,
+        memory_budget_mb: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
         unavailable: dict[str, str] | None = None,
         expected: str | None = None,
@@ -121,7 +122,7 @@ class AutoRunner:
         self.name = name
         self.candidates = candidates
         self.floor_db = floor_db
-        self.fallback = EagerRunner(max_pixels=max_pixels)
+        self.fallback = EagerRunner(max_pixels=max_pixels, memory_budget_mb=memory_budget_mb)
         self.verdicts = verdicts if verdicts is not None else VerdictStore(verdict_file)
         self.clock = clock
         # paths this machine supports whose runner could not be built: name -> why

@@ -9,15 +9,15 @@ whole-picture norm statistics); below it, one untiled pass.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import Tensor, nn
 
 from totoshka.engine import tiling
 
 # When to tile: when the estimated peak memory of one untiled pass would exceed
-# the worker's budget (`TOTOSHKA_MEMORY_BUDGET_MB`, default 1500 MB). The estimate
+# the worker's budget (the operator's `TOTOSHKA_MEMORY_BUDGET_MB`, i.e.
+# `EngineSettings.memory_budget_mb`, given to the runners by `select_runner`;
+# default 1500 MB, the same number as `settings.DEFAULT_MEMORY_BUDGET_MB`). The estimate
 # is the process's baseline plus the path's measured bytes per pixel (peak RSS of
 # one untiled pass, benchmarks/results): eager fp32 ≈ 490 B/px (5.9 GB at 12 MP),
 # OpenVINO bf16 ≈ 425 B/px (2.4 GB at 2560×1920, 1.14 GB at 1600×1200). A fixed
@@ -30,21 +30,20 @@ EAGER_FP32_BYTES_PER_PIXEL = 490
 BUDGET = "budget"  # a runner's `max_pixels` default: derived from the memory budget
 
 
-def memory_budget_mb() -> float:
-    try:
-        return float(os.environ.get("TOTOSHKA_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
-    except ValueError:
-        return float(DEFAULT_MEMORY_BUDGET_MB)
-
-
 def pixel_limit(bytes_per_pixel: float, budget_mb: float | None = None) -> int:
-    """The most pixels one untiled pass may have under the memory budget."""
-    budget = memory_budget_mb() if budget_mb is None else budget_mb
+    """The most pixels one untiled pass may have under the memory budget (None: the
+    default budget)."""
+    budget = DEFAULT_MEMORY_BUDGET_MB if budget_mb is None else budget_mb
     return max(0, int((budget - BASELINE_MB) * 2**20 / bytes_per_pixel))
 
 
-def resolve_max_pixels(max_pixels: int | str | None, bytes_per_pixel: float) -> int | None:
-    return pixel_limit(bytes_per_pixel) if max_pixels == BUDGET else max_pixels  # type: ignore[return-value]
+def resolve_max_pixels(
+    max_pixels: int | str | None, bytes_per_pixel: float, budget_mb: float | None = None
+) -> int | None:
+    """`max_pixels` itself, or for `BUDGET` the limit the memory budget sets."""
+    if max_pixels == BUDGET:
+        return pixel_limit(bytes_per_pixel, budget_mb)
+    return max_pixels  # type: ignore[return-value]
 
 
 # The fp32 limit under the default budget (≈ 2.5 MP), for callers that want a number.
@@ -70,8 +69,12 @@ class EagerRunner:
 
     name = "eager-fp32"
 
-    def __init__(self, max_pixels: int | str | None = BUDGET) -> None:
-        self.max_pixels = resolve_max_pixels(max_pixels, EAGER_FP32_BYTES_PER_PIXEL)
+    def __init__(
+        self, max_pixels: int | str | None = BUDGET, *, memory_budget_mb: float | None = None
+    ) -> None:
+        self.max_pixels = resolve_max_pixels(
+            max_pixels, EAGER_FP32_BYTES_PER_PIXEL, memory_budget_mb
+        )
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         return run_untiled_or_tiled(net, x, tiling.eager_forward, self.max_pixels)
@@ -85,8 +88,12 @@ class TorchBf16Runner:
 
     name = "torch-bf16"
 
-    def __init__(self, max_pixels: int | str | None = BUDGET) -> None:
-        self.max_pixels = resolve_max_pixels(max_pixels, EAGER_FP32_BYTES_PER_PIXEL)
+    def __init__(
+        self, max_pixels: int | str | None = BUDGET, *, memory_budget_mb: float | None = None
+    ) -> None:
+        self.max_pixels = resolve_max_pixels(
+            max_pixels, EAGER_FP32_BYTES_PER_PIXEL, memory_budget_mb
+        )
 
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         return run_untiled_or_tiled(net, x, tiling.bf16_forward, self.max_pixels).clamp(0, 255)

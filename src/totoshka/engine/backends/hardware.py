@@ -32,10 +32,6 @@ class CpuInfo:
         """bf16 matrix maths in hardware (AMX or AVX512-BF16): bf16 paths pay off."""
         return bool({"amx_bf16", "avx512_bf16"} & self.flags)
 
-    @property
-    def amx(self) -> bool:
-        return "amx_bf16" in self.flags
-
     def line(self) -> str:
         shown = [f for f in INTERESTING_FLAGS if f in self.flags]
         return f"{self.model}, {self.cores} cores, flags: {' '.join(shown) or 'none of interest'}"

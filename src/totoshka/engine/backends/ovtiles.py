@@ -5,11 +5,11 @@ picture norm by norm and then replays them; in eager PyTorch that is ≈ 500 s a
 4000×3000. Here the same algorithm runs on OpenVINO bf16 (AMX):
 
 - one `torch.export` per model and tile shape of a wrapper whose norms take
-  (mean, var) from *inputs* (`StatsAsInputs`) and which returns the picture and
+  (mean, var) from *inputs* (`ovconvert.StatsAsInputs`) and which returns the picture and
   every norm's input; tiles all have one static shape (`tiling.tile_span`: edge
   tiles are shifted inwards, not cut), so the IR is static and is cached on disk
-  next to the untiled variants (made in a short-lived child process,
-  `openvino.make_ir`, so the export's leftovers do not stay in this one);
+  next to the untiled variants (`ovconvert.export_tiles`, made the runner's way:
+  in a short-lived child process, so the export's leftovers do not stay in this one);
 - from that IR, per norm k a sub-model whose only output is norm k's input (it
   stops there, like the eager measuring pass), and one whose only output is the
   picture; OpenVINO computes just what the chosen output needs;
@@ -33,13 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from totoshka.engine import tiling
-from totoshka.engine.backends.openvino import quiet_export
-from totoshka.engine.models.layers import (
-    StatsAccumulator,
-    StatsTape,
-    measure_stats,
-    replay_stats,
-)
+from totoshka.engine.backends.ovconvert import bound_style
+from totoshka.engine.models.layers import StatsAccumulator, StatsTape
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +47,6 @@ FORMAT_VERSION = "1"
 KEEP_MODELS = 4  # IRs (model × tile shape) kept in memory
 
 
-class _Capture(StatsAccumulator):
-    """Keeps each norm's input as it is (the export returns them as outputs)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inputs: dict[nn.Module, Tensor] = {}
-
-    def add(self, module: nn.Module, x: Tensor) -> None:
-        self.inputs[module] = x
-
-
 def _bf16(array: np.ndarray) -> Tensor:
     """A bf16 OpenVINO output (numpy has no bf16: 16-bit words) as a torch bf16 tensor."""
     if array.dtype == np.float32:
@@ -70,61 +54,11 @@ def _bf16(array: np.ndarray) -> Tensor:
     return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
 
 
-class StatsAsInputs(nn.Module):
-    """`net` with each InstanceNorm's (mean, var) taken from inputs; returns (y, *norm inputs).
-
-    Inputs: the tile, the style vector for style-bound networks, then (mean, var)
-    of each norm in execution order, each shaped (1, C, 1, 1).
-    """
-
-    def __init__(self, net: nn.Module, norms: list[nn.Module], styled: bool) -> None:
-        super().__init__()
-        self.net = net
-        self.norms = norms
-        self.styled = styled
-
-    def forward(self, x: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
-        style, stats = (rest[0], rest[1:]) if self.styled else (None, rest)
-        tape = StatsTape()
-        for i, norm in enumerate(self.norms):
-            tape.stats[norm] = (stats[2 * i], stats[2 * i + 1])
-        capture = _Capture()
-        with replay_stats(tape), measure_stats(capture, lambda t: t):
-            y = self.net(x) if style is None else self.net(x, style)
-        return (y, *(capture.inputs[n].float() for n in self.norms))
-
-
-def export_tiles(net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
-    """`StatsAsInputs(net)` exported for tiles of `shape`, with static inputs: an ov.Model.
-
-    Called through `openvino.make_ir` (in a short-lived child process).
-    """
-    import openvino as ov
-
-    from totoshka.engine.backends import openvino as ovb
-
-    style = ovb.bound_style(net)
-    module = StatsAsInputs(ovb.exported_module(net), norms, style is not None)
-    args: list[Tensor] = [torch.rand(1, 3, *shape) * 255]
-    if style is not None:
-        args.append(style.clone())
-    for norm in norms:
-        c = norm.channels
-        args += [torch.zeros(1, c, 1, 1), torch.ones(1, c, 1, 1)]
-    with torch.no_grad(), quiet_export():
-        exported = torch.export.export(module, tuple(args))
-        model = ov.convert_model(exported)
-    # the converted inputs come out with dynamic shapes; static ones let OpenVINO
-    # plan memory once and pick its fastest kernels (≈ 3× on a 1024² tile)
-    model.reshape({model.inputs[i]: ov.PartialShape(list(a.shape)) for i, a in enumerate(args)})
-    return model
-
-
 class OpenVinoTiles:
     """Per model and tile shape: the IR, and compiled sub-models (picture, norm k's input)."""
 
     def __init__(self, runner: Any) -> None:
-        self.runner = runner  # the OpenVinoRunner: core, config, cache folder
+        self.runner = runner  # the OpenVinoRunner: core, config, cache folder, make_ir
         # (folder, tile shape) -> the IR, the most recently used last
         self._models: OrderedDict[tuple[Path, tuple[int, int]], Any] = OrderedDict()
         self._norms: weakref.WeakKeyDictionary[nn.Module, list[nn.Module]] = (
@@ -146,8 +80,6 @@ class OpenVinoTiles:
         return self.runner.folder(net) / f"tiles{FORMAT_VERSION}-{shape[0]}x{shape[1]}.xml"
 
     def _model(self, net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
-        from totoshka.engine.backends.openvino import make_ir
-
         path = self.path(net, shape)
         core = self.runner.core
         if path.exists() and path.with_suffix(".bin").exists():
@@ -156,7 +88,7 @@ class OpenVinoTiles:
             except RuntimeError as exc:
                 log.warning("compiled model %s unreadable (%s); converting again", path, exc)
         # in a child process: the export's leftovers (≈ 125 MB) leave with it
-        make_ir(path, {"kind": "tiles", "net": net, "norms": norms, "shape": shape})
+        self.runner.make_ir(path, {"kind": "tiles", "net": net, "norms": norms, "shape": shape})
         return core.read_model(str(path))
 
     def model(self, net: nn.Module, norms: list[nn.Module], shape: tuple[int, int]) -> Any:
@@ -195,8 +127,6 @@ class OpenVinoTiles:
     # ------------------------------------------------------------------------------
     def stylize(self, net: nn.Module, x: Tensor, cfg: tiling.TileConfig | None = None) -> Tensor:
         """Like `tiling.stylize_tiled`, every pass through OpenVINO."""
-        from totoshka.engine.backends.openvino import bound_style
-
         cfg = cfg or DEFAULT_CFG
         if x.shape[0] != 1:
             raise ValueError("tiles take one picture at a time")

@@ -49,7 +49,6 @@ statistics.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -360,27 +359,8 @@ def _check(model: TFLiteModel, ok: bool, what: str) -> None:
         raise ModelFormatError(model.path, what)
 
 
-def _file_key(path: Path | str) -> tuple[str, int, int]:
-    """Cache key of a weights file: a re-downloaded file is read again."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return str(path), 0, 0
-    return str(path), st.st_mtime_ns, st.st_size
-
-
 def load_predictor(path: Path | str) -> StylePredictor:
-    """The MobileNet-v2 style predictor of the published prediction .tflite (cached)."""
-    return _load_predictor(*_file_key(path))
-
-
-def load_transfer(path: Path | str) -> TransferNetwork:
-    """The conditional-instance-norm transfer network of the transfer .tflite (cached)."""
-    return _load_transfer(*_file_key(path))
-
-
-@functools.lru_cache(maxsize=2)
-def _load_predictor(path: str, _mtime: int, _size: int) -> StylePredictor:
+    """The MobileNet-v2 style predictor of the published prediction .tflite."""
     model = TFLiteModel(path)
     _check(model, "style_image" in model.inputs, "no style_image input (not the prediction file)")
     root = "MobilenetV2"
@@ -471,8 +451,8 @@ def _mirror_pad_of(model: TFLiteModel, conv: Operator) -> tuple[int, ...]:
     return tuple(int(v) for v in pads[1:3].reshape(-1))
 
 
-@functools.lru_cache(maxsize=2)
-def _load_transfer(path: str, _mtime: int, _size: int) -> TransferNetwork:
+def load_transfer(path: Path | str) -> TransferNetwork:
+    """The conditional-instance-norm transfer network of the transfer .tflite."""
     model = TFLiteModel(path)
     _check(model, "content_image" in model.inputs, "no content_image input (not the transfer file)")
     t = "transformer"

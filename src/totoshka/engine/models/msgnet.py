@@ -36,7 +36,6 @@ squashing would only distort the strokes).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from totoshka.engine.errors import ModelFormatError
+from totoshka.engine.models.checkpoint import load_state, read_state_dict
 from totoshka.engine.models.layers import InstanceNorm
 
 CHECKPOINT_FILE = "21styles.model"
@@ -245,63 +245,21 @@ def mixed_target(net: MSGNet, paintings: Sequence[Image.Image], weights: Sequenc
     return torch.stack(grams).sum(0).clone()
 
 
-def expected_state_shapes(ngf: int = NGF) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in MSGNet(ngf).state_dict().items()}
-
-
 def load_msgnet(path: Path | str) -> MSGNet:
-    """Build `Net(ngf=128)` from an upstream state dict; refuse any mismatch whole.
-
-    Cached per file (path, mtime, size): a bot reuses one network for every painting."""
-    try:
-        st = Path(path).stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = (str(path), 0, 0)
-    return _load_msgnet(*key)
-
-
-@functools.lru_cache(maxsize=1)
-def _load_msgnet(name: str, _mtime: int, _size: int) -> MSGNet:
-    path = Path(name)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelFormatError(path, "file is missing") from None
-    except Exception as exc:  # truncated zip, a pickle with code, not a torch file...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = f"cannot be read as a PyTorch state dict ({first[:200]})"
-        raise ModelFormatError(path, reason) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelFormatError(path, "not a state dict of tensors")
+    """Build `Net(ngf)` from an upstream state dict (ngf read from the Inspiration
+    layer, 128 for `21styles.model`); refuse any mismatch whole."""
+    path = Path(path)
+    state = read_state_dict(path)
     state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIXES)}
     ins = state.get("ins.weight")
     if ins is None or ins.ndim != 3 or ins.shape[1] % EXPANSION:
         raise ModelFormatError(path, "no Inspiration layer weight 'ins.weight' of shape (1, C, C)")
-    ngf = ins.shape[1] // EXPANSION
-    net = MSGNet(ngf)
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        parts = [
-            f"{what} keys {', '.join(keys[:3])}" + (" ..." if len(keys) > 3 else "")
-            for what, keys in (("missing", missing), ("unexpected", unexpected))
-            if keys
-        ]
-        raise ModelFormatError(path, "; ".join(parts) + " (expected MSG-Net Net(ngf=128))")
     for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise ModelFormatError(
-                path, f"{key} has shape {list(value.shape)}, expected {list(expected[key].shape)}"
-            )
         if not value.is_floating_point() or not torch.isfinite(value).all():
             raise ModelFormatError(path, f"{key} is not finite floating point")
+    net = load_state(MSGNet(ins.shape[1] // EXPANSION), state, path)
     twins = [(k, "model.0." + k[len("model1.") :]) for k in state if k.startswith("model1.")]
     for key, twin in [*twins, ("ins.weight", "model.1.weight")]:
         if not torch.equal(state[key], state[twin]):
             raise ModelFormatError(path, f"{key} and {twin} differ (they are one layer)")
-    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return net.eval().requires_grad_(False)
+    return net

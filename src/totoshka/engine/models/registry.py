@@ -13,7 +13,10 @@ from torch import nn
 
 from totoshka.engine.catalog import Model, Style
 from totoshka.engine.errors import EngineError
+from totoshka.engine.imageio import load_image
+from totoshka.engine.models.magenta import load_bound
 from totoshka.engine.models.ml5 import load_ml5
+from totoshka.engine.models.msgnet import CHECKPOINT_FILE, BoundMSGNet, load_msgnet, mixed_target
 from totoshka.engine.models.transformer_net import load_transformer_net
 
 # (model folder in the cache, model record, style record) -> ready network
@@ -32,8 +35,6 @@ def _pytorch(folder: Path, model: Model, style: Style) -> nn.Module:
 
 def _magenta(folder: Path, model: Model, style: Style) -> nn.Module:
     # painting presets: the transfer network bound to the style's stored vector
-    from totoshka.engine.models.magenta import load_bound
-
     if style.vector is None:
         raise EngineError(f"style {style.id!r}: a Magenta style needs a style vector")
     return load_bound(folder, style.vector)
@@ -41,17 +42,8 @@ def _magenta(folder: Path, model: Model, style: Style) -> nn.Module:
 
 def _msgnet(folder: Path, model: Model, style: Style) -> nn.Module:
     # a catalog style of MSG-Net paints from its preview picture, the painting itself
-    from totoshka.engine.models.msgnet import (
-        CHECKPOINT_FILE,
-        BoundMSGNet,
-        load_msgnet,
-        mixed_target,
-    )
-
     if not style.preview:
         raise EngineError(f"style {style.id!r}: an MSG-Net style needs its painting as preview")
-    from totoshka.engine.imageio import load_image
-
     net = load_msgnet(str(folder / CHECKPOINT_FILE))
     return BoundMSGNet(net, mixed_target(net, [load_image(style.preview)], [1.0]))
 
@@ -62,12 +54,6 @@ LOADERS: dict[str, Loader] = {
     "magenta": _magenta,
     "msgnet": _msgnet,
 }
-
-
-def register_loader(family: str, loader: Loader) -> None:
-    if family in LOADERS and LOADERS[family] is not loader:
-        raise ValueError(f"a loader for family {family!r} is already registered")
-    LOADERS[family] = loader
 
 
 def load_network(folder: Path, model: Model, style: Style) -> nn.Module:

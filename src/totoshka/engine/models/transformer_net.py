@@ -2,8 +2,8 @@
 instance norm), loading the upstream `.pth` state dicts unchanged.
 
 The module and parameter names are the upstream ones (`conv1.conv2d.weight`,
-`res1.in1.weight`, `deconv1.conv2d.weight`, ...) so a checkpoint loads with
-`strict=True`. Checkpoints saved with older PyTorch carry InstanceNorm
+`res1.in1.weight`, `deconv1.conv2d.weight`, ...) so a checkpoint loads key for
+key (`checkpoint.load_state`). Checkpoints saved with older PyTorch carry InstanceNorm
 `running_mean`/`running_var` buffers that the model never used; they are dropped.
 Upsampling is nearest-neighbour followed by a convolution, as the upstream code
 does to avoid the checkerboard artefacts of transposed convolutions.
@@ -12,14 +12,12 @@ does to avoid the checkerboard artefacts of transposed convolutions.
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from totoshka.engine.errors import ModelFormatError
+from totoshka.engine.models.checkpoint import load_state, read_state_dict
 from totoshka.engine.models.layers import InstanceNorm
 
 EPS = 1e-5  # nn.InstanceNorm2d's default, which the upstream model uses
@@ -113,37 +111,4 @@ def clean_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def load_transformer_net(path: Path | str, member: str | None = None) -> TransformerNet:
     """Load a `.pth` state dict (or `member` inside a zip such as saved_models.zip)."""
     path = Path(path)
-    try:
-        if member is not None:
-            with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-                state = torch.load(fh, map_location="cpu", weights_only=True)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelFormatError(path, "file not found") from None
-    except KeyError:
-        raise ModelFormatError(path, f"no {member} inside the archive") from None
-    except Exception as exc:  # torch raises many types for truncated/foreign files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelFormatError(path, f"cannot be read as a PyTorch state dict ({reason})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelFormatError(path, "not a state dict of tensors")
-    state = clean_state_dict(state)
-    net = TransformerNet()
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"unexpected keys {', '.join(unexpected[:3])}")
-        raise ModelFormatError(path, "; ".join(parts))
-    for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise ModelFormatError(
-                path, f"{key} has shape {list(value.shape)}, expected {list(expected[key].shape)}"
-            )
-    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return net.eval().requires_grad_(False)
+    return load_state(TransformerNet(), clean_state_dict(read_state_dict(path, member)), path)

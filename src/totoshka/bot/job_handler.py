@@ -1,16 +1,15 @@
 """The job handler: fetch the photo through the Bot API, paint it, send the result.
 
-A job is a small JSON payload (chat, message and file ids, style, settings,
-language — see `JobPayload`), so the same handler runs in the bot's process
-(embedded queue) or on a remote Celery worker: it needs only a `Bot`, a
-`Stylizer` and the texts, never the conversation that queued it.
+A job is a small JSON payload (`totoshka.bot.job.JobPayload`), so the same handler
+runs in the bot's process (embedded queue) or on a remote Celery worker: it needs
+only a `Bot`, a stylizer factory, the texts and a `RetryPolicy`, never the
+conversation that queued it. The composition root (`totoshka.bot.wiring`) builds it.
 
 Execution is at least once, so every visible side effect is checkpointed right
 after it happens and skipped on a re-run: the result photo (``result``) and the
 final status edit (``status_done``). Telegram's temporary refusals are retried
-here, around the one send, so the painted picture is not recomputed and never
-sent twice: 429 waits ``retry_after``; 5xx, timeouts and connection errors back
-off exponentially. A long flood wait gives the worker slot back (`RetryLater`).
+around the one send (`RetryPolicy`), so the painted picture is not recomputed and
+never sent twice; a long flood wait gives the worker slot back (`RetryLater`).
 
 Inference, decoding and encoding run through ``ctx.run_blocking`` — never in the
 event loop, which keeps answering other users while a picture is painted.
@@ -21,114 +20,24 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
 from aiogram import Bot
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, Message
 from PIL import Image
 
+from totoshka.bot.job import DOWNLOAD_MAX_BYTES, JobFailed, JobPayload, photo_fits
 from totoshka.bot.keyboards import result_keyboard
 from totoshka.bot.prefs import PrefsStore
+from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.texts import Texts, Translator
+from totoshka.engine import imageio
 from totoshka.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-# Telegram's limits for sendPhoto (https://core.telegram.org/bots/api#sendphoto).
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
-PHOTO_MAX_SIDES_SUM = 10_000
-PHOTO_MAX_RATIO = 20.0
-DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
-# Longest flood wait we sit out while holding the worker slot; beyond it, requeue.
-MAX_INLINE_WAIT = 30.0
-
-# Worth another try: Telegram's 5xx, network trouble, a garbled answer, a file download
-# cut off (aiohttp errors come straight through from `Bot.download_file`).
-TRANSIENT = (
-    TelegramServerError,
-    TelegramNetworkError,
-    ClientDecodeError,
-    asyncio.TimeoutError,
-    aiohttp.ClientError,
-)
-
-
-@dataclass
-class JobPayload:
-    """Everything a worker needs, JSON-serialisable (the queue stores it as is)."""
-
-    chat_id: int
-    user_id: int
-    lang: str
-    photo: str  # file_id of the photo (or image document)
-    status_message_id: int | None
-    reply_to: int | None = None
-    style: str | None = None  # catalog style id; None for an own style
-    painting: str | None = None  # file_id of the user's painting (own style)
-    painting_pid: str | None = None  # its key in the user's recent paintings
-    vector: list[float] | None = None  # its style vector, when already known
-    strength: int = 100  # percent
-    preserve_colors: bool = False
-    max_side: int | None = 1280  # None = the photo's own size (capped by the engine)
-    as_document: bool = False  # the "full resolution" file
-    ref: str | None = None  # key of this result's settings, for the buttons under it
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobPayload:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-class JobFailed(Exception):
-    """A job that cannot succeed (bad input): the user gets ``reason_key``, no retry."""
-
-    def __init__(self, reason_key: str) -> None:
-        super().__init__(reason_key)
-        self.reason_key = reason_key
-
-
-def photo_fits(size: tuple[int, int], nbytes: int) -> bool:
-    """Whether Telegram accepts the picture as a photo (else we send a document)."""
-    w, h = size
-    return (
-        nbytes <= PHOTO_MAX_BYTES
-        and w + h <= PHOTO_MAX_SIDES_SUM
-        and max(w, h) / max(1, min(w, h)) <= PHOTO_MAX_RATIO
-    )
-
-
-def encode_jpeg(image: Image.Image, quality: int = 92) -> bytes:
-    """JPEG through the engine's encoder (metadata stripped)."""
-    from totoshka.engine.imageio import encode_image
-
-    return encode_image(image, "jpeg", quality)
-
-
-def decode_image(data: bytes, max_side: int | None = None) -> Image.Image:
-    """Decode through the engine's imageio (limits, EXIF, colour profiles); a JPEG at
-    the smallest scale that still covers `max_side`."""
-    from totoshka.engine import imageio
-
-    return imageio.load_image(data, max_side=max_side)
 
 
 def reason_key(error: BaseException) -> str:
@@ -144,44 +53,8 @@ def reason_key(error: BaseException) -> str:
     return "err_generic"
 
 
-async def telegram_call(
-    call: Callable[[], Awaitable[T]],
-    *,
-    retries: int,
-    what: str,
-    base_delay: float = 0.5,
-    max_inline_wait: float = MAX_INLINE_WAIT,
-) -> T:
-    """Run one Bot API call, retrying Telegram's temporary refusals.
-
-    429: wait exactly ``retry_after`` (Telegram's own figure), or hand the slot back
-    with `RetryLater` if that is long. 5xx / timeouts / connection errors: back off
-    exponentially with jitter. Anything else (400, 403) is not temporary and raised.
-    """
-    from totoshka.jobs.queue import RetryLater
-
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call()
-        except TelegramRetryAfter as e:
-            if e.retry_after > max_inline_wait:
-                raise RetryLater(e.retry_after, f"{what}: flood wait {e.retry_after}s") from e
-            if attempt >= retries:
-                raise RetryLater(e.retry_after, f"{what}: still flood-limited") from e
-            log.info("%s: 429, waiting %ss (attempt %d)", what, e.retry_after, attempt)
-            await asyncio.sleep(e.retry_after)
-        except TRANSIENT as e:
-            if attempt >= retries:
-                raise
-            delay = min(base_delay * 2 ** (attempt - 1), 10.0) * (1 + random.random() / 4)
-            log.info("%s: %s, retrying in %.1fs", what, type(e).__name__, delay)
-            await asyncio.sleep(delay)
-
-
-class Delivery:
-    """The job handler (``await delivery(payload, ctx)``) and its failure callback."""
+class JobHandler:
+    """The job handler (``await handler(payload, ctx)``) and its failure callback."""
 
     def __init__(
         self,
@@ -190,7 +63,7 @@ class Delivery:
         texts: Texts,
         *,
         prefs: PrefsStore | None = None,
-        retries: int = 6,
+        retry: RetryPolicy | None = None,
         full_output_cap: int = 4096,
         on_start: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
@@ -200,7 +73,7 @@ class Delivery:
         self._stylizer_lock = asyncio.Lock()
         self.texts = texts
         self.prefs = prefs
-        self.retries = retries
+        self.retry = retry or RetryPolicy()
         self.full_output_cap = full_output_cap
         self.on_start = on_start  # the status board stops showing "place N" from here
 
@@ -214,7 +87,7 @@ class Delivery:
     # -- the handler ---------------------------------------------------------------
 
     async def __call__(self, payload: dict[str, Any], ctx: Any) -> None:
-        job = JobPayload.from_dict(payload)
+        job = JobPayload.model_validate(payload)
         t = self.texts.for_language(job.lang)
         title = await self.style_title(job, t, ctx)
         if self.on_start is not None:
@@ -239,7 +112,7 @@ class Delivery:
 
     async def on_failed(self, payload: dict[str, Any], error: BaseException) -> None:
         """A job that used up its attempts (or killed its worker): a clear apology."""
-        job = JobPayload.from_dict(payload)
+        job = JobPayload.model_validate(payload)
         t = self.texts.for_language(job.lang)
         log.warning("job for chat %s failed: %s", job.chat_id, type(error).__name__)
         await self.apologise(job, t, reason_key(error))
@@ -276,7 +149,7 @@ class Delivery:
         )
         t2 = clock()
         quality = 95 if job.as_document else 92
-        data: bytes = await ctx.run_blocking(encode_jpeg, result, quality)
+        data: bytes = await ctx.run_blocking(imageio.encode_image, result, "jpeg", quality)
         t3 = clock()
         caption = t("result_caption", style=title, strength=job.strength)
         markup = result_keyboard(t, job.ref, job.strength) if job.ref else None
@@ -316,26 +189,22 @@ class Delivery:
             }
         if not as_document:
             try:
-                return await telegram_call(
+                return await self.retry.call(
+                    "sendPhoto",
                     lambda: self.bot.send_photo(photo=BufferedInputFile(data, name), **common),
-                    retries=self.retries,
-                    what="sendPhoto",
                 )
             except TelegramBadRequest as e:
                 # Telegram measures photos its own way; anything it refuses goes as a file.
                 log.info("sendPhoto refused (%s); sending a document", e.message)
-        return await telegram_call(
+        return await self.retry.call(
+            "sendDocument",
             lambda: self.bot.send_document(document=BufferedInputFile(data, name), **common),
-            retries=self.retries,
-            what="sendDocument",
         )
 
     async def fetch_image(self, file_id: str, ctx: Any, max_side: int | None = None) -> Image.Image:
         """getFile + download, refusing files over the Bot API's 20 MB before fetching."""
         try:
-            file = await telegram_call(
-                lambda: self.bot.get_file(file_id), retries=self.retries, what="getFile"
-            )
+            file = await self.retry.call("getFile", lambda: self.bot.get_file(file_id))
         except TelegramBadRequest as e:
             key = "err_image_too_large" if "too big" in e.message else "err_download"
             raise JobFailed(key) from e
@@ -350,8 +219,8 @@ class Delivery:
             await self.bot.download_file(path, buffer, timeout=60)
             return buffer.getvalue()
 
-        data = await telegram_call(download, retries=self.retries, what="download")
-        return await ctx.run_blocking(decode_image, data, max_side)
+        data = await self.retry.call("download", download)
+        return await ctx.run_blocking(lambda: imageio.load_image(data, max_side=max_side))
 
     async def own_style(self, job: JobPayload, stylizer: Any, ctx: Any) -> Any:
         from totoshka.engine.stylizer import OwnStyle
@@ -385,13 +254,11 @@ class Delivery:
             return
         message_id = job.status_message_id
         try:
-            await telegram_call(
+            await self.retry.brief().call(
+                "editMessageText",
                 lambda: self.bot.edit_message_text(
                     text=text, chat_id=job.chat_id, message_id=message_id
                 ),
-                retries=3,
-                what="editMessageText",
-                max_inline_wait=5.0,
             )
         except (TelegramBadRequest, TelegramForbiddenError) as e:
             log.debug("status edit skipped: %s", e.message)
@@ -409,48 +276,8 @@ class Delivery:
             except Exception:
                 log.debug("could not edit the status into an apology", exc_info=True)
         try:
-            await telegram_call(
-                lambda: self.bot.send_message(job.chat_id, text),
-                retries=3,
-                what="sendMessage",
-                max_inline_wait=10.0,
+            await self.retry.brief(max_inline_wait=10.0).call(
+                "sendMessage", lambda: self.bot.send_message(job.chat_id, text)
             )
         except Exception:
             log.warning("could not apologise to chat %s", job.chat_id, exc_info=True)
-
-
-async def make_handler() -> Any:
-    """The Celery workers' handler factory (``totoshka.bot.delivery:make_handler``).
-
-    Runs in the worker process's event loop: reads `Settings` from the environment,
-    opens its own `Bot` session and (with ``TOTOSHKA_REDIS_URL``) the same FSM storage
-    as the bot, so a painting's style vector computed here is reused by the bot.
-    """
-    from totoshka.bot.app import LazyStylizer, make_bot, make_storage
-    from totoshka.bot.logs import install_redaction
-    from totoshka.config import Settings
-    from totoshka.jobs.celery_mode import JobHandlers
-
-    settings = Settings()
-    install_redaction(settings.token())
-    bot = make_bot(settings)
-    prefs = None
-    storage = None
-    if settings.redis_url:  # the bot's own storage, to save paintings' style vectors
-        storage = make_storage(settings)
-        prefs = PrefsStore(storage, bot.id)
-    delivery = Delivery(
-        bot,
-        LazyStylizer(settings),
-        Texts.load(),
-        prefs=prefs,
-        retries=settings.send_retries,
-        full_output_cap=settings.full_output_cap,
-    )
-
-    async def close() -> None:
-        if storage is not None:
-            await storage.close()
-        await bot.session.close()
-
-    return JobHandlers(handler=delivery, on_failed=delivery.on_failed, close=close)

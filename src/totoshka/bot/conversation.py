@@ -1,0 +1,101 @@
+"""One user's conversation as a handler sees it: the bot, their language, FSM state
+and preferences, and the app's services — built once per update by a middleware,
+so a handler that queues a picture passes one object instead of nine arguments.
+
+Photos and result specs are remembered in the FSM data under short refs (a
+``file_id`` is too long for callback data), so an older picker still paints the
+photo it was shown under, and the buttons under a result re-run its spec.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.fsm.context import FSMContext
+
+from totoshka.bot.job import JobPayload, JobRequest
+from totoshka.bot.prefs import Prefs, PrefsStore
+from totoshka.bot.services import Services, Submitted
+from totoshka.bot.texts import Translator
+
+PHOTOS_KEPT = 10  # photos a conversation remembers (for "another style")
+RESULTS_KEPT = 20  # results whose buttons still work
+
+
+def new_ref() -> str:
+    """A short random key; fits callback data many times over."""
+    return secrets.token_hex(4)
+
+
+@dataclass
+class Conversation:
+    bot: Bot
+    t: Translator
+    state: FSMContext
+    prefs: Prefs
+    prefs_store: PrefsStore
+    services: Services
+
+    async def remember_photo(self, file_id: str) -> str:
+        data = await self.state.get_data()
+        photos: dict[str, str] = dict(data.get("photos", {}))
+        for ref, known in photos.items():
+            if known == file_id:
+                return ref
+        ref = new_ref()
+        photos[ref] = file_id
+        while len(photos) > PHOTOS_KEPT:
+            photos.pop(next(iter(photos)))
+        await self.state.update_data(photos=photos)
+        return ref
+
+    async def enqueue(self, request: JobRequest) -> Submitted:
+        """Queue one picture; what the spec leaves open comes from the preferences.
+
+        The spec is saved under a new result ref so that the buttons under the result
+        (another style, full size, stronger, weaker) can re-run it with one change.
+        """
+        prefs = self.prefs
+        spec = request.spec.model_copy()
+        if spec.strength is None:
+            spec.strength = prefs.strength
+        if spec.preserve_colors is None:
+            spec.preserve_colors = prefs.preserve_colors
+        if spec.max_side is None:
+            spec.max_side = prefs.output_size(self.services.settings.default_output_size)
+        vector = None
+        if spec.painting_pid:
+            painting = prefs.painting(spec.painting_pid)
+            if painting is not None:
+                vector = painting.vector
+                spec.painting = painting.file_id
+        ref = new_ref()
+        data = await self.state.get_data()
+        results: dict[str, Any] = dict(data.get("results", {}))
+        results[ref] = spec.model_dump()
+        while len(results) > RESULTS_KEPT:
+            results.pop(next(iter(results)))
+        await self.state.update_data(results=results)
+        job = JobPayload(
+            chat_id=request.chat_id,
+            user_id=request.user_id,
+            lang=self.t.lang,
+            photo=spec.photo,
+            status_message_id=None,
+            reply_to=request.reply_to,
+            style=spec.style,
+            painting=spec.painting,
+            painting_pid=spec.painting_pid,
+            vector=vector,
+            strength=spec.strength,
+            preserve_colors=spec.preserve_colors,
+            max_side=spec.max_side or None,
+            as_document=spec.as_document,
+            ref=ref,
+        )
+        return await self.services.submit(
+            self.bot, self.t, job, dedupe_key=request.dedupe_key, reply_to=request.reply_to
+        )

@@ -1,0 +1,122 @@
+"""The composition root: every object a running bot or worker needs, built from settings.
+
+This is the one place that knows how the parts fit — the aiogram `Bot` and its
+session, the FSM storage, the job queue, the engine (through its factory, which
+loads no torch until a picture is painted) and the job handler — so the handlers,
+the job handler and the jobs layer each depend only on what they are given.
+`BotApp` (``totoshka.bot.app``) runs what this builds; `worker_handlers` is what
+a Celery worker process calls to build its side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage
+
+from totoshka.bot.job_handler import JobHandler
+from totoshka.bot.logs import install_redaction
+from totoshka.bot.prefs import PrefsStore
+from totoshka.bot.retry import RetryPolicy
+from totoshka.bot.texts import Texts
+from totoshka.config import Settings
+from totoshka.engine.backends.hardware import inference_threads
+from totoshka.engine.factory import Engine, open_engine
+from totoshka.jobs.celery_settings import CeleryConfig
+from totoshka.jobs.queue import JobHandlers, JobQueue
+from totoshka.jobs.sqlite_queue import SQLiteJobQueue
+
+#: The Celery workers' handler factory, by dotted path (resolved in each worker process).
+WORKER_HANDLERS = "totoshka.bot.wiring:worker_handlers"
+
+
+def make_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.api_url), timeout=settings.request_timeout
+    )
+    return Bot(settings.token(), session=session, default=DefaultBotProperties())
+
+
+def make_storage(settings: Settings) -> BaseStorage:
+    """Memory by default; Redis when ``TOTOSHKA_REDIS_URL`` is set (state survives restarts).
+
+    The key builder must include the *destiny*: preferences live under their own
+    destiny (see `totoshka.bot.prefs`), which aiogram's default builder refuses.
+    """
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage  # needs the optional redis package
+
+        keys = DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True, with_destiny=True)
+        return RedisStorage.from_url(settings.redis_url, key_builder=keys)
+    return MemoryStorage()
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(retries=settings.send_retries)
+
+
+def celery_config(settings: Settings) -> CeleryConfig:
+    """Celery's settings (``TOTOSHKA_JOBS_*`` and the broker) with the bot's own values."""
+    return CeleryConfig.for_bot(settings)
+
+
+def make_queue(settings: Settings, celery: CeleryConfig | None = None) -> JobQueue:
+    if settings.jobs_backend == "embedded":
+        settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteJobQueue(settings.queue_path)
+    from totoshka.jobs.celery_mode import CeleryJobQueue  # imports celery: scale-out only
+
+    return CeleryJobQueue(celery or celery_config(settings))
+
+
+def make_job_handler(
+    settings: Settings,
+    bot: Bot,
+    engine: Engine,
+    texts: Texts,
+    *,
+    storage: BaseStorage | None = None,
+    retry: RetryPolicy | None = None,
+    stylizer_factory: Any = None,
+    on_start: Any = None,
+) -> JobHandler:
+    return JobHandler(
+        bot,
+        stylizer_factory or engine.stylizer,
+        texts,
+        prefs=PrefsStore(storage, bot.id) if storage is not None else None,
+        retry=retry or retry_policy(settings),
+        full_output_cap=settings.full_output_cap,
+        on_start=on_start,
+    )
+
+
+async def worker_handlers() -> JobHandlers:
+    """A Celery worker process's handler (`WORKER_HANDLERS`).
+
+    The worker process is an edge of its own: it reads `Settings` from the
+    environment, opens its own `Bot` session and (with ``TOTOSHKA_REDIS_URL``) the
+    bot's FSM storage, so a painting's style vector computed here is reused by the bot.
+    """
+    settings = Settings()
+    install_redaction(settings.token())
+    bot = make_bot(settings)
+    storage = make_storage(settings) if settings.redis_url else None
+    handler = make_job_handler(settings, bot, open_engine(settings), Texts.load(), storage=storage)
+
+    async def close() -> None:
+        if storage is not None:
+            await storage.close()
+        await bot.session.close()
+
+    return JobHandlers(
+        handler=handler,
+        on_failed=handler.on_failed,
+        close=close,
+        cpu_workers=inference_threads(),
+    )

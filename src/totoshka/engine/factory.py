@@ -1,0 +1,113 @@
+"""The engine's composition root: catalog, model store and Stylizer from one settings.
+
+Every process that paints (the bot and its workers, the CLI, the playground, the
+benchmarks) calls `open_engine(settings)` and nothing else builds these: a new
+setting then reaches all of them at once, and no two parts of one process can
+disagree about where the weights are. The settings are read by the command that
+starts the process (`EngineSettings()`, or the bot's `Settings`, which extends it)
+and passed here; nothing below reads the environment.
+
+Importing this module, opening an engine, listing its styles and models load no
+torch: commands that paint nothing stay fast, and a Celery parent that forks its
+workers never holds torch's thread pools. The Stylizer, which imports torch, is
+built on the first `Engine.stylizer()` call.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from totoshka.engine.backends import Runner, select_runner
+from totoshka.engine.catalog import Catalog, load_catalog
+from totoshka.engine.settings import EngineSettings
+from totoshka.engine.store import ModelStore
+
+if TYPE_CHECKING:
+    from totoshka.engine.stylizer import Stylizer
+
+__all__ = ["Engine", "EngineSettings", "open_engine", "runner_for"]
+
+
+def runner_for(settings: EngineSettings, backend: str | None = None) -> Runner:
+    """The inference runner the settings call for (`backend` overrides theirs): the
+    converted models beside the weights, the operator's memory budget, and where
+    conversions run."""
+    return select_runner(
+        backend or settings.backend,
+        compiled_dir=settings.compiled_path(),
+        memory_budget_mb=settings.memory_budget_mb,
+        convert_in_process=settings.convert_in_process,
+    )
+
+
+class Engine:
+    """One engine: the settings it was opened with, the catalog (built-in styles and
+    the operator's own), the model store, and one Stylizer built on first use."""
+
+    def __init__(self, settings: EngineSettings, catalog: Catalog, store: ModelStore) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self._lock = threading.Lock()
+        self._stylizer: Stylizer | None = None
+
+    def __repr__(self) -> str:
+        return f"Engine(cache={self.store.cache_dir}, data={self.store.data_dir})"
+
+    def stylizer(self) -> Stylizer:
+        """The engine's one Stylizer, built on the first call from any thread.
+
+        Callers that may never paint (a bot before its first photo) can hold this
+        bound method as their stylizer factory."""
+        with self._lock:
+            if self._stylizer is None:
+                # torch is imported here, by the first caller that paints
+                from totoshka.engine.stylizer import Stylizer
+
+                self._stylizer = Stylizer(
+                    self.catalog,
+                    self.store,
+                    runner=runner_for(self.settings),
+                    own_style_engine=self.settings.own_style_engine,
+                )
+            return self._stylizer
+
+    def offered_styles(self) -> list[tuple[str, dict[str, str]]]:
+        """(id, titles) of the catalog styles whose weights can be had: in the cache,
+        in a local mirror folder, or (no mirror, or a URL one) fetched on first use."""
+        store = self.store
+        offered = []
+        for style in self.catalog.styles():
+            model = self.catalog.model(style.model)
+            available = store.is_present(model)
+            if not available:
+                if store.mirror is None or not isinstance(store.mirror, Path):
+                    available = True  # fetched from the URL on first use
+                else:
+                    available = all(Path(store.source(f)).exists() for f in model.files)
+            if available:
+                offered.append((style.id, dict(style.title)))
+        return offered
+
+    def previews_dir(self) -> Path:
+        """Where style previews are cached: beside the model cache (`.../previews`
+        next to `.../models`), or inside a cache folder that has another name."""
+        base = self.settings.cache_path()
+        return base.parent / "previews" if base.name == "models" else base / "previews"
+
+
+def open_engine(settings: EngineSettings) -> Engine:
+    """The catalog (with the operator's styles from the data dir), the model store
+    (cache, mirror, data dir) and a lazy Stylizer, as every process that paints
+    builds them."""
+    data = settings.data_path()
+    catalog = load_catalog(data)
+    store = ModelStore(
+        cache_dir=settings.cache_path(),
+        mirror=settings.model_mirror,
+        data_dir=data,
+        catalog=catalog,
+    )
+    return Engine(settings, catalog, store)
