@@ -61,12 +61,18 @@ class Settings(EngineSettings):
     # Jobs: embedded SQLite queue + in-process workers, or Celery workers elsewhere.
     jobs_backend: Literal["embedded", "celery"] = "embedded"
     broker_url: str = "redis://127.0.0.1:6379/0"
-    result_backend: str | None = None
     queue_path: Path = Field(default_factory=lambda: _default_state_dir() / "jobs.sqlite3")
     workers: int | None = Field(
         default=None, description="Concurrent jobs; None = sized to the machine by the pool."
     )
     max_pending: int = Field(default=3, ge=1, description="Jobs a user may have queued.")
+    # Clips (GIFs, videos, round videos) paint for up to a minute: in the embedded mode
+    # they get a queue and workers of their own, so photos never wait behind them.
+    clip_lane: bool = True
+    clip_workers: int = Field(default=1, ge=1, description="Clips painted at once.")
+    clip_progress_every: float = Field(
+        default=3.0, gt=0, description="Seconds between a clip's progress edits."
+    )
     max_attempts: int = Field(default=5, ge=1)
 
     # FSM storage: memory by default, Redis when a URL is given.

@@ -92,7 +92,9 @@ async def run_ten_users(new_user, client, shared_dir: Path, stylizer_factory) ->
         while not finished.is_set():
             start = time.perf_counter()
             await helper.send_command("help")
-            await helper.wait_for_message(lambda m: m.text == TEXTS.get("en", "help"), timeout=60)
+            await helper.wait_for_message(
+                lambda m: m.text == TEXTS.get("en", "help", seconds=60), timeout=60
+            )
             latencies.append(time.perf_counter() - start)
             stamps.append(start)
             await asyncio.sleep(0.05)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import ftl_source as ftl
 import pytest
 from bot_helpers import WAIT, RunningBot, jpeg
 from PIL import Image
@@ -30,7 +31,7 @@ def t(lang: str, key: str, **params: object) -> str:
 
 def head(lang: str, key: str) -> str:
     """A template's text before its first placeholder: enough to recognise it."""
-    return TEXTS.catalogs[lang][key].split("{")[0]
+    return ftl.source_text(lang, key).split("{")[0]
 
 
 def label(lang: str, key: str, **params: object) -> str:
@@ -84,7 +85,7 @@ async def test_help_and_command_menu(bot: RunningBot, new_user, client, lang: st
     user = await new_user(lang)
     await user.send_command("help")
     answer = await user.wait_for_message(timeout=WAIT)
-    assert answer.text == t(lang, "help")
+    assert answer.text == t(lang, "help", seconds=60)
     info = await client.bot_info()
     commands = info["commands"]
     flat = str(commands)
@@ -201,7 +202,9 @@ async def test_settings(bot: RunningBot, new_user, photos, lang: str) -> None:
     other = "ru" if lang == "en" else "en"
     await user.wait_for_message(lambda m: (m.text or "").startswith(t(other, "settings")[:5]))
     await user.send_command("help")
-    assert (await user.wait_for_message(lambda m: m.text == t(other, "help"), timeout=WAIT)).text
+    assert (
+        await user.wait_for_message(lambda m: m.text == t(other, "help", seconds=60), timeout=WAIT)
+    ).text
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -58,7 +58,7 @@ async def test_webhook_mode_with_secret(
         user = await new_user(lang)
         await user.send_command("help")
         answer = await user.wait_for_message(timeout=WAIT)
-        assert answer.text == TEXTS.get(lang, "help")
+        assert answer.text == TEXTS.get(lang, "help", seconds=60)
 
         await user.send_photo(photos["amber"])
         picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)

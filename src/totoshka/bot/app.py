@@ -67,6 +67,10 @@ class BotApp:
         self.stylizer_factory = stylizer_factory or self.engine.stylizer
         self.queue: Any = wiring.make_queue(settings, celery)
         self.board = StatusBoard(self.bot, self.queue, self.texts) if self.embedded else None
+        self.clip_queue: Any = wiring.make_clip_queue(settings)
+        self.clip_board = (
+            StatusBoard(self.bot, self.clip_queue, self.texts) if self.clip_queue else None
+        )
         self.retry = wiring.retry_policy(settings)  # one policy for every Bot API call
         styles = self.engine.offered_styles()
         self.gallery = Gallery(
@@ -80,6 +84,8 @@ class BotApp:
             gallery=self.gallery,
             retry=self.retry,
             board=self.board,
+            clip_queue=self.clip_queue,
+            clip_board=self.clip_board,
         )
         self.handler = wiring.make_job_handler(
             settings,
@@ -89,20 +95,44 @@ class BotApp:
             storage=self.storage,
             retry=self.retry,
             stylizer_factory=self.stylizer_factory,
-            on_start=self.board.claim if self.board else None,
+            on_start=self._claim,
         )
-        self.pool: WorkerPool | None = None
+        self.pools: list[WorkerPool] = []
         if self.embedded and with_workers:
-            self.pool = WorkerPool(
-                self.queue,
-                self.handler,
-                concurrency=settings.workers,
-                cpu_workers=inference_threads(),  # the engine's figure (GPU batches need more)
-                max_attempts=settings.max_attempts,
-                on_change=self.board.refresh if self.board else None,
-                on_failed=self.handler.on_failed,
+            self.pools.append(
+                WorkerPool(
+                    self.queue,
+                    self.handler,
+                    concurrency=settings.workers,
+                    cpu_workers=inference_threads(),  # the engine's figure (GPU batches: more)
+                    max_attempts=settings.max_attempts,
+                    on_change=self.board.refresh if self.board else None,
+                    on_failed=self.handler.on_failed,
+                )
             )
+            if self.clip_queue is not None:
+                self.pools.append(
+                    WorkerPool(
+                        self.clip_queue,
+                        self.handler,
+                        concurrency=settings.clip_workers,
+                        cpu_workers=settings.clip_workers,
+                        max_attempts=settings.max_attempts,
+                        on_change=self.clip_board.refresh if self.clip_board else None,
+                        on_failed=self.handler.on_failed,
+                    )
+                )
         self.dispatcher = self._make_dispatcher()
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        """The photos' worker pool (None without workers)."""
+        return self.pools[0] if self.pools else None
+
+    async def _claim(self, job_id: str) -> None:
+        for board in (self.board, self.clip_board):
+            if board is not None:
+                await board.claim(job_id)
 
     @property
     def embedded(self) -> bool:
@@ -128,15 +158,15 @@ class BotApp:
             await register_commands(self.bot, self.texts)
         except Exception:
             log.warning("setMyCommands failed; the menu stays as it was", exc_info=True)
-        if self.pool is not None:
+        if self.pools:
             # polling starts now; the workers once the engine is warm and measured
             self._warm_task = asyncio.create_task(self._warm_then_start_workers())
         await self._resume_status_lines()
 
     async def _warm_then_start_workers(self) -> None:
         await asyncio.to_thread(self._warm_up)
-        if self.pool is not None:
-            await self.pool.start()
+        for pool in self.pools:
+            await pool.start()
 
     def _warm_up(self) -> None:
         """Convert, compile and time the serving path once, before the first job: the
@@ -156,10 +186,14 @@ class BotApp:
 
     async def _resume_status_lines(self) -> None:
         """After a restart, keep updating "place in line" for jobs accepted before it."""
-        jobs = getattr(self.queue, "jobs", None)
-        if self.board is None or jobs is None:
+        for lane in self.services.lanes():
+            await self._resume_lane(lane.queue, lane.board)
+
+    async def _resume_lane(self, queue: Any, board: StatusBoard | None) -> None:
+        jobs = getattr(queue, "jobs", None)
+        if board is None or jobs is None:
             return
-        purge = getattr(self.queue, "purge", None)
+        purge = getattr(queue, "purge", None)
         if purge is not None:  # finished jobs are history: keep a week of it
             await asyncio.to_thread(purge, time.time() - 7 * 86400)
         for record in await asyncio.to_thread(jobs):
@@ -168,7 +202,7 @@ class BotApp:
                 tracked = Tracked(
                     payload["chat_id"], payload["status_message_id"], payload.get("lang", "en")
                 )
-                await self.board.track(record.job_id, tracked)
+                await board.track(record.job_id, tracked)
 
     async def _stop_warm_up(self) -> None:
         task, self._warm_task = self._warm_task, None
@@ -179,8 +213,8 @@ class BotApp:
 
     async def _on_shutdown(self) -> None:
         await self._stop_warm_up()
-        if self.pool is not None:
-            await self.pool.stop(graceful=True)
+        for pool in self.pools:
+            await pool.stop(graceful=True)
 
     # -- run modes ----------------------------------------------------------------
 
@@ -196,11 +230,12 @@ class BotApp:
 
     async def close(self) -> None:
         await self._stop_warm_up()
-        if self.pool is not None:
-            await self.pool.stop(graceful=True)
-        close = getattr(self.queue, "close", None)
-        if close is not None:
-            close()
+        for pool in self.pools:
+            await pool.stop(graceful=True)
+        for queue in (self.queue, self.clip_queue):
+            close = getattr(queue, "close", None)
+            if close is not None:
+                close()
         await self.storage.close()
         await self.bot.session.close()
 

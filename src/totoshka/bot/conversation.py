@@ -16,7 +16,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.fsm.context import FSMContext
 
-from totoshka.bot.job import JobPayload, JobRequest
+from totoshka.bot.job import CLIP_KINDS, JobPayload, JobRequest, MediaKind
 from totoshka.bot.prefs import Prefs, PrefsStore
 from totoshka.bot.services import Services, Submitted
 from totoshka.bot.texts import Translator
@@ -39,17 +39,23 @@ class Conversation:
     prefs_store: PrefsStore
     services: Services
 
-    async def remember_photo(self, file_id: str) -> str:
+    async def remember_photo(self, file_id: str, kind: MediaKind = "photo") -> str:
+        """The ref of the photo (or clip, sticker) the picker's buttons will carry;
+        the kinds of those that are not photos are kept beside them."""
         data = await self.state.get_data()
         photos: dict[str, str] = dict(data.get("photos", {}))
+        kinds: dict[str, str] = dict(data.get("kinds", {}))
         for ref, known in photos.items():
             if known == file_id:
                 return ref
         ref = new_ref()
         photos[ref] = file_id
+        if kind != "photo":
+            kinds[ref] = kind
         while len(photos) > PHOTOS_KEPT:
             photos.pop(next(iter(photos)))
-        await self.state.update_data(photos=photos)
+        kinds = {r: k for r, k in kinds.items() if r in photos}
+        await self.state.update_data(photos=photos, kinds=kinds)
         return ref
 
     async def enqueue(self, request: JobRequest) -> Submitted:
@@ -84,6 +90,7 @@ class Conversation:
             user_id=request.user_id,
             lang=self.t.lang,
             photo=spec.photo,
+            kind=spec.kind,
             status_message_id=None,
             reply_to=request.reply_to,
             style=spec.style,
@@ -96,6 +103,9 @@ class Conversation:
             as_document=spec.as_document,
             ref=ref,
         )
-        return await self.services.submit(
+        submitted = await self.services.submit(
             self.bot, self.t, job, dedupe_key=request.dedupe_key, reply_to=request.reply_to
         )
+        if job.kind in CLIP_KINDS and submitted.job_id:
+            await self.state.update_data(clip_job=submitted.job_id)  # for /cancel
+        return submitted

@@ -8,7 +8,7 @@ version must still load: unknown keys are ignored and every added field has a de
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,14 @@ PHOTO_MAX_SIDES_SUM = 10_000
 PHOTO_MAX_RATIO = 20.0
 # getFile: the Bot API refuses to hand out files above 20 MB.
 DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
+# sendVideo, sendAnimation, sendDocument...: a bot uploads at most 50 MB.
+UPLOAD_MAX_BYTES = 50 * 1024 * 1024
+
+# What the user sent, and so what comes back: each kind is answered with its own
+# send method (sendPhoto, sendAnimation, sendVideo, sendVideoNote, sendSticker).
+MediaKind = Literal["photo", "animation", "video", "video_note", "sticker"]
+# The kinds painted frame by frame: they take a lane of their own (see wiring).
+CLIP_KINDS = frozenset({"animation", "video", "video_note"})
 
 
 class PaintSpec(BaseModel):
@@ -29,7 +37,8 @@ class PaintSpec(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    photo: str  # file_id of the photo (or image document)
+    photo: str  # file_id of the photo (or image document, clip, sticker)
+    kind: MediaKind = "photo"
     style: str | None = None  # catalog style id; None for an own style
     painting: str | None = None  # file_id of the user's painting (own style)
     painting_pid: str | None = None  # its key in the user's recent paintings
@@ -49,6 +58,7 @@ class JobPayload(BaseModel):
     lang: str
     photo: str
     status_message_id: int | None
+    kind: MediaKind = "photo"
     reply_to: int | None = None
     style: str | None = None
     painting: str | None = None
@@ -77,9 +87,10 @@ class JobRequest(BaseModel):
 class JobFailed(Exception):
     """A job that cannot succeed (bad input): the user gets ``reason_key``, no retry."""
 
-    def __init__(self, reason_key: str) -> None:
+    def __init__(self, reason_key: str, **params: Any) -> None:
         super().__init__(reason_key)
         self.reason_key = reason_key
+        self.params = params  # the values the text names (a limit, a size)
 
 
 def photo_fits(size: tuple[int, int], nbytes: int) -> bool:

@@ -29,8 +29,11 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, Message
 from PIL import Image
 
-from totoshka.bot.job import DOWNLOAD_MAX_BYTES, JobFailed, JobPayload, photo_fits
+from totoshka.bot import media_job
+from totoshka.bot.cancel import cancel_key, cancel_requested
+from totoshka.bot.job import CLIP_KINDS, DOWNLOAD_MAX_BYTES, JobFailed, JobPayload, photo_fits
 from totoshka.bot.keyboards import result_keyboard
+from totoshka.bot.media_job import ClipSettings
 from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.texts import Texts, Translator
@@ -65,6 +68,7 @@ class JobHandler:
         prefs: PrefsStore | None = None,
         retry: RetryPolicy | None = None,
         full_output_cap: int = 4096,
+        clips: ClipSettings | None = None,
         on_start: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
@@ -75,6 +79,7 @@ class JobHandler:
         self.prefs = prefs
         self.retry = retry or RetryPolicy()
         self.full_output_cap = full_output_cap
+        self.clips = clips or ClipSettings()
         self.on_start = on_start  # the status board stops showing "place N" from here
 
     async def stylizer(self, ctx: Any) -> Any:
@@ -97,7 +102,7 @@ class JobHandler:
             try:
                 await self.produce_and_send(job, t, title, ctx)
             except (JobFailed, EngineError) as e:
-                await self.apologise(job, t, reason_key(e))
+                await self.apologise(job, t, reason_key(e), getattr(e, "params", {}))
                 await ctx.checkpoint("result", "failed")
                 return
             except TelegramForbiddenError:
@@ -106,7 +111,10 @@ class JobHandler:
                 await ctx.checkpoint("result", "forbidden")
                 return
         if "status_done" not in ctx.checkpoints:
-            if ctx.checkpoints.get("result") != "failed":
+            result = ctx.checkpoints.get("result")
+            if result == "cancelled":
+                await self.edit_status(job, t("status_cancelled"))
+            elif result != "failed":
                 await self.edit_status(job, t("status_done", style=title))
             await ctx.checkpoint("status_done", True)
 
@@ -128,6 +136,13 @@ class JobHandler:
 
     async def produce_and_send(self, job: JobPayload, t: Translator, title: str, ctx: Any) -> None:
         await self.chat_action(job)
+        if job.kind in CLIP_KINDS or job.kind == "sticker":
+            if job.kind == "sticker":
+                message = await media_job.paint_sticker(self, job, t, ctx)
+            else:
+                message = await media_job.paint_clip(self, job, t, title, ctx)
+            await ctx.checkpoint("result", message.message_id if message else "cancelled")
+            return
         stylizer = await self.stylizer(ctx)
         clock = time.perf_counter
         t0 = clock()
@@ -202,6 +217,10 @@ class JobHandler:
         )
 
     async def fetch_image(self, file_id: str, ctx: Any, max_side: int | None = None) -> Image.Image:
+        data = await self.fetch_bytes(file_id)
+        return await ctx.run_blocking(lambda: imageio.load_image(data, max_side=max_side))
+
+    async def fetch_bytes(self, file_id: str) -> bytes:
         """getFile + download, refusing files over the Bot API's 20 MB before fetching."""
         try:
             file = await self.retry.call("getFile", lambda: self.bot.get_file(file_id))
@@ -219,8 +238,18 @@ class JobHandler:
             await self.bot.download_file(path, buffer, timeout=60)
             return buffer.getvalue()
 
-        data = await self.retry.call("download", download)
-        return await ctx.run_blocking(lambda: imageio.load_image(data, max_side=max_side))
+        return await self.retry.call("download", download)
+
+    async def cancel_requested(self, job: JobPayload, since: float) -> bool:
+        """Whether the user sent /cancel after ``since`` (needs the shared storage)."""
+        if self.prefs is None:
+            return False
+        key = cancel_key(self.prefs.bot_id, job.chat_id, job.user_id)
+        try:
+            return await cancel_requested(self.prefs.storage, key, since)
+        except Exception:  # storage down: keep painting rather than fail the clip
+            log.warning("could not read the cancel flag", exc_info=True)
+            return False
 
     async def own_style(self, job: JobPayload, stylizer: Any, ctx: Any) -> Any:
         from totoshka.engine.stylizer import OwnStyle
@@ -243,7 +272,11 @@ class JobHandler:
     # -- small Telegram helpers: best effort, never fail the job ----------------------
 
     async def chat_action(self, job: JobPayload) -> None:
-        action = "upload_document" if job.as_document else "upload_photo"
+        action = {"sticker": "choose_sticker", "video_note": "upload_video_note"}.get(
+            job.kind, "upload_video" if job.kind in CLIP_KINDS else "upload_photo"
+        )
+        if job.as_document and job.kind == "photo":
+            action = "upload_document"
         try:
             await self.bot.send_chat_action(job.chat_id, action)
         except Exception:
@@ -265,8 +298,10 @@ class JobHandler:
         except Exception as e:  # a status line is not worth failing a painted picture
             log.info("status edit failed: %s", type(e).__name__)
 
-    async def apologise(self, job: JobPayload, t: Translator, key: str) -> None:
-        text = t("status_failed", reason=t(key))
+    async def apologise(
+        self, job: JobPayload, t: Translator, key: str, params: dict[str, Any] | None = None
+    ) -> None:
+        text = t("status_failed", reason=t(key, **(params or {})))
         if job.status_message_id:
             try:
                 await self.bot.edit_message_text(

@@ -45,11 +45,15 @@ def paintings_keyboard(
     return kb.as_markup()
 
 
-def result_keyboard(t: Translator, ref: str, strength: int) -> InlineKeyboardMarkup:
-    """Under a result: another style, the full-resolution file, stronger / weaker."""
+def result_keyboard(
+    t: Translator, ref: str, strength: int, *, full: bool = True
+) -> InlineKeyboardMarkup:
+    """Under a result: another style, the full-resolution file (photos: ``full``),
+    stronger / weaker."""
     kb = InlineKeyboardBuilder()
     kb.button(text=t("btn_another_style"), callback_data=ResultCB(action="again", ref=ref))
-    kb.button(text=t("btn_full"), callback_data=ResultCB(action="full", ref=ref))
+    if full:
+        kb.button(text=t("btn_full"), callback_data=ResultCB(action="full", ref=ref))
     steps = 0
     if strength > STRENGTHS[0]:
         kb.button(text=t("btn_weaker"), callback_data=ResultCB(action="down", ref=ref))

@@ -13,12 +13,21 @@ from dataclasses import dataclass
 from aiogram import Bot
 
 from totoshka.bot.gallery import Gallery
-from totoshka.bot.job import JobPayload
+from totoshka.bot.job import CLIP_KINDS, JobPayload
 from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.status_board import StatusBoard, Tracked
 from totoshka.bot.texts import Texts, Translator
 from totoshka.config import Settings
-from totoshka.jobs.queue import JobQueue, TooManyPending
+from totoshka.jobs.queue import JobQueue, JobState, TooManyPending
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A queue and the board that shows places in it: photos have one, clips another
+    (in the embedded mode), so a minute-long clip never holds up anyone's photo."""
+
+    queue: JobQueue
+    board: StatusBoard | None
 
 
 @dataclass
@@ -36,6 +45,27 @@ class Services:
     gallery: Gallery
     retry: RetryPolicy
     board: StatusBoard | None = None
+    clip_queue: JobQueue | None = None  # the clips' lane; None: they share the queue
+    clip_board: StatusBoard | None = None
+
+    def lanes(self) -> list[Lane]:
+        lanes = [Lane(self.queue, self.board)]
+        if self.clip_queue is not None:
+            lanes.append(Lane(self.clip_queue, self.clip_board))
+        return lanes
+
+    def lane_for(self, kind: str) -> Lane:
+        if kind in CLIP_KINDS and self.clip_queue is not None:
+            return Lane(self.clip_queue, self.clip_board)
+        return Lane(self.queue, self.board)
+
+    async def clip_running(self, job_id: str | None) -> bool:
+        """Whether the user's last clip (its job id, from the conversation) is painting."""
+        if not job_id:
+            return False
+        get = getattr(self.lane_for("video").queue, "get", None)
+        record = await asyncio.to_thread(get, job_id) if get else None
+        return record is not None and record.state == JobState.RUNNING
 
     def style_buttons(self, lang: str) -> list[tuple[str, str]]:
         return [(sid, titles.get(lang) or titles["en"]) for sid, titles in self.styles]
@@ -62,7 +92,10 @@ class Services:
         """
         limit = self.settings.max_pending
         user_key = str(job.user_id)
-        pending = await asyncio.to_thread(self.queue.pending_count, user_key)
+        lane = self.lane_for(job.kind)
+        pending = sum(
+            [await asyncio.to_thread(each.queue.pending_count, user_key) for each in self.lanes()]
+        )
         if pending >= limit:
             await bot.send_message(job.chat_id, t("too_many_pending", limit=limit))
             return Submitted(None, refused=True)
@@ -75,7 +108,7 @@ class Services:
         job.status_message_id = status.message_id
         try:
             result = await asyncio.to_thread(
-                self.queue.submit,
+                lane.queue.submit,
                 user_key,
                 job.model_dump(),
                 max_pending=limit,
@@ -92,8 +125,8 @@ class Services:
             await bot.delete_message(job.chat_id, status.message_id)
             return Submitted(result.job_id)
         tracked = Tracked(job.chat_id, status.message_id, t.lang)
-        if self.board is not None:
-            await self.board.track(result.job_id, tracked)
+        if lane.board is not None:
+            await lane.board.track(result.job_id, tracked)
         elif result.position >= 1:
             await bot.edit_message_text(
                 text=t("status_queued", position=result.position),

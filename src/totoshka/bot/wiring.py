@@ -21,6 +21,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 
 from totoshka.bot.job_handler import JobHandler
 from totoshka.bot.logs import install_redaction
+from totoshka.bot.media_job import ClipSettings
 from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.texts import Texts
@@ -74,6 +75,27 @@ def make_queue(settings: Settings, celery: CeleryConfig | None = None) -> JobQue
     return CeleryJobQueue(celery or celery_config(settings))
 
 
+def make_clip_queue(settings: Settings) -> JobQueue | None:
+    """The clips' own lane in the embedded mode: a second SQLite queue beside the
+    photos' one, served by its own workers (`Settings.clip_lane`). Celery mode and a
+    disabled lane put clips in the one queue."""
+    if settings.jobs_backend != "embedded" or not settings.clip_lane:
+        return None
+    path = settings.queue_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteJobQueue(path.with_name(f"{path.stem}-clips{path.suffix}"))
+
+
+def clip_settings(settings: Settings) -> ClipSettings:
+    return ClipSettings(
+        max_side=settings.video_max_side,
+        max_seconds=settings.video_max_seconds,
+        max_fps=settings.video_max_fps,
+        consistency=settings.video_consistency,
+        progress_every=settings.clip_progress_every,
+    )
+
+
 def make_job_handler(
     settings: Settings,
     bot: Bot,
@@ -92,6 +114,7 @@ def make_job_handler(
         prefs=PrefsStore(storage, bot.id) if storage is not None else None,
         retry=retry or retry_policy(settings),
         full_output_cap=settings.full_output_cap,
+        clips=clip_settings(settings),
         on_start=on_start,
     )
 

@@ -128,18 +128,11 @@ def _hide_password(url: str) -> str:
 
 
 def services(settings: Any) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
     if settings.bot_token is not None:
-        found["bot_api"] = {
-            "url": settings.api_url,
-            **check_bot_api(settings.api_url, settings.token()),
-        }
+        bot_api = check_bot_api(settings.api_url, settings.token())
     else:
-        found["bot_api"] = {
-            "url": settings.api_url,
-            "ok": None,
-            "detail": "no token set: not checked",
-        }
+        bot_api = {"ok": None, "detail": "no token set: not checked"}
+    found: dict[str, dict[str, Any]] = {"bot_api": {"url": settings.api_url, **bot_api}}
     if settings.redis_url:
         found["redis"] = {
             "url": _hide_password(settings.redis_url),
@@ -179,11 +172,7 @@ def environment() -> dict[str, Any]:
 
 def models(engine: Engine) -> list[dict[str, Any]]:
     return [
-        {
-            "id": m.id,
-            "family": m.family,
-            "present": engine.store.is_present(m),
-        }
+        {"id": m.id, "family": m.family, "present": engine.store.is_present(m)}
         for m in engine.catalog.models()
     ]
 

@@ -12,6 +12,9 @@ from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.errors import EngineError
 
 app = typer.Typer(help="Model weights: list, pull, verify.", no_args_is_help=True)
+ModelIds = Annotated[
+    list[str] | None, typer.Argument(help="Model ids (default: all).", show_default=False)
+]
 
 
 def _size(n: int | None) -> str:
@@ -45,9 +48,7 @@ def list_models() -> None:
 
 @app.command("pull")
 def pull(
-    ids: Annotated[
-        list[str] | None, typer.Argument(help="Model ids (default: all).", show_default=False)
-    ] = None,
+    ids: ModelIds = None,
     mirror: Annotated[
         str | None,
         typer.Option(help="Fetch from this mirror: a folder or URL laid out like the cache."),
@@ -57,22 +58,17 @@ def pull(
     """Download models into the cache (checked by sha256)."""
     engine = command_engine(model_mirror=mirror)
     catalog, store = engine.catalog, engine.store
-    models = (
-        [catalog.model(i) for i in ids]
-        if ids
-        else [m for m in catalog.models() if m.origin != OPERATOR]
-    )
+    asked = [catalog.model(i) for i in ids] if ids else catalog.models()
+    models = [m for m in asked if m.origin != OPERATOR]  # an operator's own: nowhere to pull from
     failures = []
     with download_progress(err_console.is_terminal) as progress:
         for model in models:
-            if model.origin == OPERATOR:
-                continue
             try:
                 store.fetch(model, force=force, progress=progress)
             except EngineError as exc:
                 failures.append(f"{model.id}: {exc.message}")
     for model in models:
-        if model.origin != OPERATOR and store.is_present(model):
+        if store.is_present(model):
             typer.echo(f"{model.id}: ok ({store.folder(model)})")
     if failures:
         raise EngineError("; ".join(failures))
@@ -80,9 +76,7 @@ def pull(
 
 @app.command("verify")
 def verify(
-    ids: Annotated[
-        list[str] | None, typer.Argument(help="Model ids (default: all).", show_default=False)
-    ] = None,
+    ids: ModelIds = None,
     all_models: Annotated[
         bool, typer.Option("--all", help="Report models not in the cache as failures too.")
     ] = False,

@@ -91,11 +91,8 @@ def open_source(source: str | Path) -> Iterator[tuple[BinaryIO, int | None]]:
 
 
 def hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _fsync_dir(directory: Path) -> None:

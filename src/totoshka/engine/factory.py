@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from totoshka.engine.backends import Runner, select_runner
-from totoshka.engine.catalog import Catalog, load_catalog
+from totoshka.engine.catalog import Catalog, Model, load_catalog
 from totoshka.engine.settings import EngineSettings
 from totoshka.engine.store import ModelStore
 
@@ -78,18 +78,14 @@ class Engine:
         """(id, titles) of the catalog styles whose weights can be had: in the cache,
         in a local mirror folder, or (no mirror, or a URL one) fetched on first use."""
         store = self.store
-        offered = []
-        for style in self.catalog.styles():
-            model = self.catalog.model(style.model)
-            available = store.is_present(model)
-            if not available:
-                if store.mirror is None or not isinstance(store.mirror, Path):
-                    available = True  # fetched from the URL on first use
-                else:
-                    available = all(Path(store.source(f)).exists() for f in model.files)
-            if available:
-                offered.append((style.id, dict(style.title)))
-        return offered
+
+        def available(model: Model) -> bool:
+            if store.is_present(model) or not isinstance(store.mirror, Path):
+                return True  # in the cache, or fetched from the URL on first use
+            return all(Path(store.source(f)).exists() for f in model.files)
+
+        styles = self.catalog.styles()
+        return [(s.id, dict(s.title)) for s in styles if available(self.catalog.model(s.model))]
 
     def previews_dir(self) -> Path:
         """Where style previews are cached: beside the model cache (`.../previews`

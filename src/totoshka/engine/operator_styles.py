@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,9 @@ from totoshka.engine.download import copy_atomic
 from totoshka.engine.errors import EngineError, ModelFormatError
 from totoshka.engine.imageio import load_image
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
-
 MODEL_PREFIX = "user-"
 PTH_SUFFIXES = (".pth", ".pt")
+CATALOG_LOCK = ".catalog.lock"  # held while the operator catalog is read and rewritten
 
 
 def _write_user_catalog(data_dir: Path, data: Mapping[str, Any]) -> None:
@@ -57,20 +53,6 @@ def _write_user_catalog(data_dir: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(f"{USER_CATALOG}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
     os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
-    with (data_dir / ".catalog.lock").open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def detect_family(path: Path) -> str:
@@ -119,7 +101,7 @@ def add_operator_style(
     the loader's error, leaving nothing behind. Returns the registered style.
     """
     data_dir = paths.data_dir(data_dir)
-    with _locked(data_dir):
+    with paths.file_lock(data_dir / CATALOG_LOCK):
         catalog = merge_operator_styles(load_builtin_catalog(), data_dir)
         if style.id in catalog:
             raise CatalogError(f"a style with id {style.id!r} already exists")
@@ -232,7 +214,7 @@ def add_style_from_path(
 def remove_operator_style(style_id: str, data_dir: Path | str | None = None) -> None:
     """Remove an operator style, its own model and files; built-in ones are refused."""
     data_dir = paths.data_dir(data_dir)
-    with _locked(data_dir):
+    with paths.file_lock(data_dir / CATALOG_LOCK):
         builtin = load_builtin_catalog()
         if style_id in builtin:
             raise EngineError(f"{style_id!r} is a built-in style and cannot be removed")

@@ -11,9 +11,16 @@ once by the command that starts the process and passed in as `override`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: atomic replaces alone keep files safe
+    fcntl = None  # type: ignore[assignment]
 
 APP_NAME = "totoshka"
 COMPILED = "compiled"
@@ -36,3 +43,19 @@ def data_dir(override: Path | str | None = None) -> Path:
 def compiled_dir(cache: Path | str | None = None) -> Path:
     """Converted models and calibration verdicts: `<model cache>/compiled`."""
     return cache_dir(cache) / COMPILED
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on `path` (created with its folder), so that two processes
+    do not do the same work at once (download one model, rewrite one catalog)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

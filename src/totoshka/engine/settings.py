@@ -87,6 +87,15 @@ class EngineSettings(BaseSettings):
         default=False,
         description="Convert models for OpenVINO in this process instead of a child (debugging).",
     )
+    # Clips (GIFs, videos, round videos): caps that keep one clip's painting in minutes
+    # and its memory bounded. Longer sides are scaled down, faster clips thinned to
+    # the cap; a longer clip is refused with a message that names the limit.
+    video_max_side: int = Field(default=720, ge=64, le=4096)
+    video_max_seconds: float = Field(default=60.0, gt=0)
+    video_max_fps: float = Field(default=30.0, gt=0, le=120)
+    video_consistency: str | None = Field(
+        default=None, description="Temporal consistency method for clips (None: the default)."
+    )
 
     @field_validator(*_ENGINE_FIELDS, mode="before")
     @classmethod

@@ -19,10 +19,9 @@ operator's `EngineSettings`, through `totoshka.engine.factory.open_engine`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,17 +29,11 @@ from totoshka.engine import paths
 from totoshka.engine.catalog import OPERATOR, Catalog, Model, ModelFile
 from totoshka.engine.download import (
     ChecksumMismatchError,
-    DownloadError,
     download,
     hash_file,
     is_url,
 )
-from totoshka.engine.errors import EngineError, ModelNotAvailableError
-
-try:  # advisory lock so two processes do not download the same model twice
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: atomic replace alone keeps it safe
-    fcntl = None  # type: ignore[assignment]
+from totoshka.engine.errors import ModelNotAvailableError
 
 MIRROR_ENV = "TOTOSHKA_MODEL_MIRROR"  # the operator's setting, named in error messages
 TOFU_SUFFIX = ".sha256"
@@ -164,7 +157,8 @@ class ModelStore:
         """Download the model's missing files (all of them with `force`)."""
         if model.origin == OPERATOR:
             return
-        with self._lock(model):
+        # so that two processes do not download the same model twice
+        with paths.file_lock(self.cache_dir / ".locks" / f"{model.id}.lock"):
             todo = list(model.files) if force else self.missing(model)
             for f in todo:
                 self._fetch_file(model, f, progress)
@@ -195,8 +189,6 @@ class ModelStore:
             )
         except ChecksumMismatchError as exc:
             raise ChecksumMismatchError(f"model {model.id!r}, file {f.path}: {exc}") from None
-        except DownloadError:
-            raise
 
     def pull(
         self,
@@ -237,15 +229,6 @@ class ModelStore:
             return FileCheck(model.id, f.path, "mismatch", "size differs")
         return FileCheck(model.id, f.path, "ok")
 
-    def remove(self, model: Model) -> None:
-        """Delete a model's cached files (never an operator's)."""
-        if model.origin == OPERATOR:
-            raise EngineError(f"model {model.id!r} belongs to an operator style; use styles remove")
-        for f in model.files:
-            for p in (self.path(model, f), self.tofu_record(model, f)):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-
     # --- helpers ------------------------------------------------------------------
 
     def _models(
@@ -254,17 +237,3 @@ class ModelStore:
         if ids is None:
             return [m for m in self.catalog.models() if include_operator or m.origin != OPERATOR]
         return [i if isinstance(i, Model) else self.catalog.model(i) for i in ids]
-
-    @contextlib.contextmanager
-    def _lock(self, model: Model) -> Iterator[None]:
-        if fcntl is None:
-            yield
-            return
-        lock_dir = self.cache_dir / ".locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with (lock_dir / f"{model.id}.lock").open("a") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -37,7 +37,6 @@ the fast path: the same passes through OpenVINO bf16).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import itertools
 import math
@@ -183,7 +182,7 @@ def whole_picture_stats(
     cfg = cfg or TileConfig()
     height, width = x.shape[-2:]
     tape = StatsTape()
-    with _no_grad():
+    with torch.inference_mode():
         for norm in norm_order(net, x, forward):
             acc = StatsAccumulator(only=norm)
             for rows, cols, crop in _tiles(height, width, cfg):
@@ -221,12 +220,6 @@ def limit_heap_growth() -> None:
         pass
 
 
-@contextlib.contextmanager
-def _no_grad() -> Iterator[None]:
-    with torch.inference_mode():
-        yield
-
-
 def stylize_tiled(
     net: nn.Module,
     x: Tensor,
@@ -252,7 +245,7 @@ def stylize_tiled(
     # narrow ramps: with exact statistics the tiles agree in tone, and what differs
     # is each tile's own border effect, so blend only far from every tile's edge.
     half = cfg.overlap // 4
-    with _no_grad():
+    with torch.inference_mode():
         for i, (_, _, r0, r1) in enumerate(rows):
             wy = _ramp(rows, i, half)
             for j, (_, _, c0, c1) in enumerate(cols):
@@ -262,47 +255,3 @@ def stylize_tiled(
                 out[..., r0:r1, c0:c1].addcmul_(y.float(), wy.view(-1, 1) * wx.view(1, -1))
                 del y
     return out
-
-
-def stylize_naive_tiles(
-    net: nn.Module, x: Tensor, cfg: TileConfig | None = None, *, blend: bool = False
-) -> Tensor:
-    """Per-tile statistics, the broken way: kept to prove the seam metric catches it."""
-    cfg = cfg or TileConfig()
-    height, width = x.shape[-2:]
-    rows, cols = _axis_tiles(height, cfg), _axis_tiles(width, cfg)
-    out = torch.zeros(1, 3, height, width)
-    half = cfg.overlap // 2 if blend else 0
-    with _no_grad():
-        for i, (_, _, r0, r1) in enumerate(rows):
-            for j, (_, _, c0, c1) in enumerate(cols):
-                y = net(x[..., r0:r1, c0:c1])
-                w = _ramp(rows, i, half).view(-1, 1) * _ramp(cols, j, half).view(1, -1)
-                out[..., r0:r1, c0:c1].addcmul_(y, w)
-    return out
-
-
-def tile_boundaries(size: int, cfg: TileConfig | None = None) -> list[int]:
-    """Where one tile's owned part ends and the next begins (for seam metrics)."""
-    cfg = cfg or TileConfig()
-    return [b for _, b, _, _ in _axis_tiles(size, cfg)[:-1]]
-
-
-def seam_ratio(y: Tensor, cfg: TileConfig | None = None) -> float:
-    """How much stronger the picture's steps are across tile borders than anywhere else.
-
-    For each border, the mean absolute difference between the two pixel rows (or
-    columns) on either side of it, divided by the median of the same quantity
-    over every row (column) pair of the picture; the worst border counts. A
-    seamless picture gives about 1 (borders are like any other place); per-tile
-    normalisation puts a step in tone on each border and gives several times that.
-    """
-    cfg = cfg or TileConfig()
-    y = y.double()
-    worst = 0.0
-    for axis, size in ((-2, y.shape[-2]), (-1, y.shape[-1])):
-        steps = y.diff(dim=axis).abs().mean(dim=(0, 1, 3 if axis == -2 else 2))
-        typical = float(steps.median())
-        for b in tile_boundaries(size, cfg):
-            worst = max(worst, float(steps[b - 1]) / max(typical, 1e-9))
-    return worst

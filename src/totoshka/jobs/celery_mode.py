@@ -44,10 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import os
+import pkgutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -98,14 +98,9 @@ def _apply(app: Celery, config: CeleryConfig) -> None:
 
 
 def _resolve(factory: HandlerFactory | str) -> HandlerFactory:
-    if callable(factory):
-        return factory
-    module, _, attr = factory.partition(":")
-    if not attr:
-        module, _, attr = factory.rpartition(".")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj = (
+        factory if callable(factory) else pkgutil.resolve_name(factory)
+    )  # "mod:attr" or "mod.attr"
     if not callable(obj):
         raise TypeError(f"handler factory {factory!r} is not callable")
     return obj
@@ -165,18 +160,21 @@ class _Runtime:
         return self.loop, self.handlers, self.store
 
 
-def _notify_failed(
+def _fail(
     loop: asyncio.AbstractEventLoop,
     handlers: JobHandlers,
-    payload: dict[str, Any],
+    store: RedisJobStore,
+    job: JobRecord,
     exc: BaseException,
-) -> None:
-    if handlers.on_failed is None:
-        return
-    try:
-        loop.run_until_complete(handlers.on_failed(payload, exc))
-    except Exception:
-        log.exception("jobs: on_failed callback failed")
+) -> str:
+    """Mark the job failed for good and tell the handler's ``on_failed``."""
+    store.finish(job.job_id, JobState.FAILED, exc)
+    if handlers.on_failed is not None:
+        try:
+            loop.run_until_complete(handlers.on_failed(job.payload, exc))
+        except Exception:
+            log.exception("jobs: on_failed callback failed")
+    return f"failed {job.job_id}"
 
 
 def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None = None) -> Celery:
@@ -221,9 +219,7 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
         if failures_before >= config.max_attempts:
             # Earlier runs died without recording an outcome (worker lost): poison job.
             exc = WorkerLost(f"worker died on every attempt of job {job_id}")
-            store.finish(job_id, JobState.FAILED, exc)
-            _notify_failed(loop, handlers, job.payload, exc)
-            return f"failed {job_id}"
+            return _fail(loop, handlers, store, job, exc)
         ctx = JobContext(
             job_id,
             attempt,
@@ -236,9 +232,7 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
             loop.run_until_complete(handlers.handler(job.payload, ctx))
         except RetryLater as exc:
             if deferrals + 1 > config.max_deferrals:
-                store.finish(job_id, JobState.FAILED, exc)
-                _notify_failed(loop, handlers, job.payload, exc)
-                return f"failed {job_id}"
+                return _fail(loop, handlers, store, job, exc)
             store.finish(job_id, JobState.QUEUED, exc, deferral=True)
             raise self.retry(countdown=exc.delay, exc=exc, max_retries=None) from exc
         except Exception as exc:
@@ -247,9 +241,7 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
                 loop, handlers, store = runtime.ensure()
             failures = attempt - deferrals
             if failures >= config.max_attempts:
-                store.finish(job_id, JobState.FAILED, exc)
-                _notify_failed(loop, handlers, job.payload, exc)
-                return f"failed {job_id}"
+                return _fail(loop, handlers, store, job, exc)
             store.finish(job_id, JobState.QUEUED, exc)
             delay = backoff_delay(failures, config.backoff_base, config.backoff_max)
             raise self.retry(
@@ -350,7 +342,7 @@ def run_worker(
     argv = [
         "worker",
         f"--queues={config.queue}",
-        f"--concurrency={concurrency or max(1, (os.cpu_count() or 1) // 2)}",
+        f"--concurrency={concurrency or default_cpu_workers()}",
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",
         *(extra_args or []),

@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from totoshka.jobs.context import JobContext
 from totoshka.jobs.queue import (
@@ -40,34 +40,10 @@ from totoshka.jobs.queue import (
     RetryLater,
     WorkerLost,
 )
-from totoshka.jobs.sqlite_queue import make_owner_id
+from totoshka.jobs.sqlite_queue import SQLiteJobQueue, make_owner_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class WorkerQueue(Protocol):
-    """The worker side of a queue (implemented by `SQLiteJobQueue`)."""
-
-    def claim(self, owner: str, lease_s: float) -> JobRecord | None: ...
-    def complete(self, job_id: str, owner: str) -> bool: ...
-    def fail(self, job_id: str, owner: str, error: BaseException | str | None) -> bool: ...
-    def retry(
-        self,
-        job_id: str,
-        owner: str,
-        delay: float,
-        error: BaseException | str | None,
-        *,
-        deferral: bool = False,
-    ) -> bool: ...
-    def release(self, job_id: str, owner: str) -> bool: ...
-    def renew(self, owner: str, lease_s: float) -> None: ...
-    def recover(self, max_attempts: int) -> tuple[list[JobRecord], list[JobRecord]]: ...
-    def mark(self, job_id: str, key: str, value: Any) -> None: ...
-    def next_ready_at(self) -> float | None: ...
-    def add_listener(self, listener: Callable[[], None]) -> None: ...
-    def remove_listener(self, listener: Callable[[], None]) -> None: ...
 
 
 def default_cpu_workers() -> int:
@@ -88,7 +64,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        queue: WorkerQueue,
+        queue: SQLiteJobQueue,
         handler: Handler,
         *,
         concurrency: int | None = None,
@@ -129,11 +105,6 @@ class WorkerPool:
         self._db: ThreadPoolExecutor | None = None
 
     # -- lifecycle ----------------------------------------------------------------
-
-    @property
-    def running_jobs(self) -> list[str]:
-        """Ids of the jobs this pool is executing right now."""
-        return list(self._active)
 
     async def start(self) -> None:
         """Recover jobs of dead workers, then start the slots. Returns at once."""

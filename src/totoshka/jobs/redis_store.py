@@ -215,27 +215,25 @@ class RedisJobStore:
 
     def position(self, job_id: str) -> int | None:
         """Approximate place in line (see `CeleryJobQueue.position`)."""
-        job = self.r.hmget(self._k("job", job_id), ["state", "user_key"])
-        state, user = job
+        state, user = self.r.hmget(self._k("job", job_id), ["state", "user_key"])
         if state != JobState.QUEUED.value or user is None:
             return None
         ring: list[str] = self.r.lrange(self._k("ring"), 0, -1)
         index = self.r.lpos(self._k("uq", user), job_id)
         if index is None or user not in ring:
             return 1  # waiting for its retry countdown on a worker: runs as soon as it ends
-        pipe = self.r.pipeline(transaction=False)
-        for u in ring:
-            pipe.llen(self._k("uq", u))
-        lengths = [int(n) for n in pipe.execute()]
-        return round_robin_position(lengths, ring.index(user), int(index))
+        return round_robin_position(self._lengths(ring), ring.index(user), int(index))
 
     def waiting(self) -> int:
         """Jobs waiting in the users' lines (not claimed by any token yet)."""
-        users = self.r.lrange(self._k("ring"), 0, -1)
+        return sum(self._lengths(self.r.lrange(self._k("ring"), 0, -1)))
+
+    def _lengths(self, users: list[str]) -> list[int]:
+        """The length of each user's line, in one round trip."""
         pipe = self.r.pipeline(transaction=False)
         for u in users:
             pipe.llen(self._k("uq", u))
-        return sum(int(n) for n in pipe.execute())
+        return [int(n) for n in pipe.execute()]
 
     def pending_count(self, user_key: str) -> int:
         return int(self.r.scard(self._k("pending", user_key)))

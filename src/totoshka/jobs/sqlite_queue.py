@@ -16,6 +16,7 @@ counted, so a job that kills its worker every time ends up ``failed``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -62,10 +63,11 @@ CREATE TABLE IF NOT EXISTS users (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = (
-    "id, user_key, payload, state, attempt, deferrals, created_at, updated_at, not_before, "
-    "started_at, finished_at, last_error, dedupe_key"
-)
+# `JobRecord` fields read as they are from their column (job_id is the column `id`,
+# payload and state are converted, checkpoints have a table of their own)
+_CONVERTED = ("job_id", "payload", "state", "checkpoints")
+_PLAIN_COLUMNS = [f.name for f in dataclasses.fields(JobRecord) if f.name not in _CONVERTED]
+_COLUMNS = ", ".join(["id", "payload", "state", *_PLAIN_COLUMNS])
 
 Listener = Callable[[], None]
 
@@ -73,10 +75,7 @@ Listener = Callable[[], None]
 def _error_text(error: BaseException | str | None) -> str | None:
     if error is None:
         return None
-    if isinstance(error, BaseException):
-        text = f"{type(error).__name__}: {error}"
-    else:
-        text = error
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
     return text[:2000]
 
 
@@ -170,20 +169,16 @@ class SQLiteJobQueue:
     def _record(row: sqlite3.Row, checkpoints: dict[str, Any] | None = None) -> JobRecord:
         return JobRecord(
             job_id=row["id"],
-            user_key=row["user_key"],
             payload=json.loads(row["payload"]),
             state=JobState(row["state"]),
-            attempt=row["attempt"],
-            deferrals=row["deferrals"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            not_before=row["not_before"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            last_error=row["last_error"],
-            dedupe_key=row["dedupe_key"],
             checkpoints=checkpoints or {},
+            **{k: row[k] for k in _PLAIN_COLUMNS},
         )
+
+    @staticmethod
+    def _checkpoints(db: sqlite3.Connection, job_id: str) -> dict[str, Any]:
+        rows = db.execute("SELECT key, value FROM checkpoints WHERE job_id = ?", (job_id,))
+        return {r["key"]: json.loads(r["value"]) for r in rows}
 
     # -- JobQueue -----------------------------------------------------------------
 
@@ -298,13 +293,8 @@ class SQLiteJobQueue:
 
     def jobs(self, user_key: str | None = None) -> list[JobRecord]:
         """All stored jobs (of one user), oldest first; for admin views and tests."""
-        db = self._conn()
-        if user_key is None:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq").fetchall()
-        else:
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE user_key = ? ORDER BY seq", (user_key,)
-            ).fetchall()
+        where, args = ("WHERE user_key = ?", (user_key,)) if user_key is not None else ("", ())
+        rows = self._conn().execute(f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq", args)
         return [self._record(r) for r in rows]
 
     def mark(self, job_id: str, key: str, value: Any) -> None:
@@ -319,10 +309,7 @@ class SQLiteJobQueue:
 
     def job_state(self, job_id: str) -> dict[str, Any]:
         """The job's checkpoints (``{}`` if none): what earlier runs already did."""
-        rows = self._conn().execute(
-            "SELECT key, value FROM checkpoints WHERE job_id = ?", (job_id,)
-        )
-        return {r["key"]: json.loads(r["value"]) for r in rows}
+        return self._checkpoints(self._conn(), job_id)
 
     def purge(self, older_than: float) -> int:
         """Delete finished jobs (and their checkpoints) finished before ``older_than``."""
@@ -376,12 +363,7 @@ class SQLiteJobQueue:
                 (user["user_key"],),
             )
             job = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            checkpoints = {
-                r["key"]: json.loads(r["value"])
-                for r in db.execute(
-                    "SELECT key, value FROM checkpoints WHERE job_id = ?", (job_id,)
-                )
-            }
+            checkpoints = self._checkpoints(db, job_id)
         return self._record(job, checkpoints)
 
     def _finish_running(self, job_id: str, owner: str, sql: str, args: tuple[Any, ...]) -> bool:
@@ -471,19 +453,15 @@ class SQLiteJobQueue:
                     continue
                 errors_used = row["attempt"] - row["deferrals"]
                 if errors_used >= max_attempts:
-                    db.execute(
-                        "UPDATE jobs SET state = 'failed', updated_at = ?, finished_at = ?,"
-                        " last_error = ?, owner = NULL, lease_until = NULL WHERE id = ?",
-                        (now, now, f"WorkerLost: worker {owner} died", row["id"]),
-                    )
-                    failed.append(self._record(row))
+                    outcome, found = "state = 'failed', finished_at = ?", failed
                 else:
-                    db.execute(
-                        "UPDATE jobs SET state = 'queued', updated_at = ?, not_before = ?,"
-                        " last_error = ?, owner = NULL, lease_until = NULL WHERE id = ?",
-                        (now, now, f"WorkerLost: worker {owner} died", row["id"]),
-                    )
-                    requeued.append(self._record(row))
+                    outcome, found = "state = 'queued', not_before = ?", requeued
+                db.execute(
+                    f"UPDATE jobs SET {outcome}, updated_at = ?, last_error = ?,"
+                    " owner = NULL, lease_until = NULL WHERE id = ?",
+                    (now, now, f"WorkerLost: worker {owner} died", row["id"]),
+                )
+                found.append(self._record(row))
         return requeued, failed
 
     def next_ready_at(self) -> float | None:

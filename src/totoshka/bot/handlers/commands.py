@@ -12,7 +12,8 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BotCommand, BotCommandScopeDefault, Message
 
-from totoshka.bot.services import Services
+from totoshka.bot.cancel import cancel_key, request_cancel
+from totoshka.bot.services import Lane, Services
 from totoshka.bot.texts import LANGUAGES, Texts, Translator
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ async def start(message: Message, t: Translator, state: FSMContext) -> None:
     await message.answer(t("start", name=name))
 
 
-async def help_(message: Message, t: Translator) -> None:
-    await message.answer(t("help"))
+async def help_(message: Message, t: Translator, services: Services) -> None:
+    await message.answer(t("help", seconds=round(services.settings.video_max_seconds)))
 
 
 async def styles(message: Message, bot: Bot, t: Translator, services: Services) -> None:
@@ -58,30 +59,41 @@ async def styles(message: Message, bot: Bot, t: Translator, services: Services) 
         await message.answer(t("gallery_empty"))
 
 
+async def _show_cancelled(bot: Bot, t: Translator, chat_id: int, lane: Lane, job_id: str) -> None:
+    """Turn a cancelled job's status message into "Cancelled"."""
+    tracked = lane.board.forget(job_id) if lane.board is not None else None
+    message_id = tracked.message_id if tracked else None
+    if message_id is None:
+        get = getattr(lane.queue, "get", None)
+        record = await asyncio.to_thread(get, job_id) if get else None
+        message_id = record.payload.get("status_message_id") if record else None
+    if message_id:
+        with contextlib.suppress(TelegramAPIError):
+            await bot.edit_message_text(
+                text=t("status_cancelled"), chat_id=chat_id, message_id=message_id
+            )
+
+
 async def cancel(
     message: Message, bot: Bot, t: Translator, state: FSMContext, services: Services
 ) -> None:
-    """Cancel this user's queued jobs (running ones finish) and forget the conversation."""
-    user_key = str(message.from_user.id) if message.from_user else str(message.chat.id)
-    cancelled = await asyncio.to_thread(services.queue.cancel_user, user_key)
+    """Cancel this user's queued jobs and a clip being painted (a running photo is
+    done in seconds and finishes), and forget the conversation."""
+    user_id = message.from_user.id if message.from_user else message.chat.id
+    data = await state.get_data()
+    await request_cancel(state.storage, cancel_key(bot.id, message.chat.id, user_id))
+    cancelled = 0
+    for lane in services.lanes():
+        for job_id in await asyncio.to_thread(lane.queue.cancel_user, str(user_id)):
+            cancelled += 1
+            await _show_cancelled(bot, t, message.chat.id, lane, job_id)
+    stopping = await services.clip_running(data.get("clip_job"))
     await state.clear()
-    for job_id in cancelled:
-        message_id = None
-        if services.board is not None:
-            tracked = services.board.forget(job_id)
-            message_id = tracked.message_id if tracked else None
-        if message_id is None:
-            get = getattr(services.queue, "get", None)
-            record = await asyncio.to_thread(get, job_id) if get else None
-            message_id = record.payload.get("status_message_id") if record else None
-        if message_id:
-            with contextlib.suppress(TelegramAPIError):
-                await bot.edit_message_text(
-                    text=t("status_cancelled"), chat_id=message.chat.id, message_id=message_id
-                )
+    if stopping:
+        await message.answer(t("clip_stopping"))
     if cancelled:
-        await message.answer(t("cancelled", count=len(cancelled)))
-    else:
+        await message.answer(t("cancelled", count=cancelled))
+    elif not stopping:
         await message.answer(t("nothing_to_cancel"))
 
 

@@ -20,16 +20,8 @@ async def on_text(message: Message, t: Translator, state: FSMContext) -> None:
         await message.answer(t("text_fallback"))
 
 
-async def on_sticker(message: Message, t: Translator) -> None:
-    await message.answer(t("sticker_fallback"))
-
-
 async def on_sound(message: Message, t: Translator) -> None:
     await message.answer(t("voice_fallback"))
-
-
-async def on_video(message: Message, t: Translator) -> None:
-    await message.answer(t("video_fallback"))
 
 
 async def on_other(message: Message, t: Translator) -> None:
@@ -43,9 +35,7 @@ async def on_stale_button(query: CallbackQuery, t: Translator) -> None:
 def router() -> Router:
     r = Router(name="fallback")
     r.message.register(on_text, F.text)
-    r.message.register(on_sticker, F.sticker)
-    r.message.register(on_sound, F.voice | F.audio | F.video_note)
-    r.message.register(on_video, F.video | F.animation)
+    r.message.register(on_sound, F.voice | F.audio)
     r.message.register(on_other)
     r.callback_query.register(on_stale_button)
     return r

@@ -13,60 +13,30 @@ use, and later uses send the vector in the job instead of the painting.
 
 from __future__ import annotations
 
-import mimetypes
-from dataclasses import dataclass
-
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Message
 
 from totoshka.bot.callbacks import GalleryCB, StyleCB
 from totoshka.bot.conversation import Conversation
-from totoshka.bot.job import DOWNLOAD_MAX_BYTES, JobRequest, PaintSpec
+from totoshka.bot.job import JobRequest, MediaKind, PaintSpec
 from totoshka.bot.keyboards import paintings_keyboard, style_picker
+from totoshka.bot.media import Subject, file_size_of, subject_of
 from totoshka.bot.middlewares import AlbumMiddleware
 from totoshka.bot.services import Services
 from totoshka.bot.states import Flow
 from totoshka.bot.texts import Translator
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic"}
-)
-
-
-@dataclass(frozen=True)
-class Picture:
-    file_id: str
-    size: int | None
-
-
-def picture_of(message: Message) -> Picture | str | None:
-    """The message's image, or the texts key explaining why it is not usable.
-
-    The size check happens here, before any getFile: Telegram would refuse a
-    download over 20 MB anyway, and the user deserves to know why at once.
-    """
-    if message.photo:
-        largest = message.photo[-1]
-        picture = Picture(largest.file_id, largest.file_size)
-    elif message.document:
-        doc = message.document
-        mime = doc.mime_type or mimetypes.guess_type(doc.file_name or "")[0] or ""
-        ext = "." + (doc.file_name or "").rsplit(".", 1)[-1].lower() if doc.file_name else ""
-        if not mime.startswith("image/") and ext not in IMAGE_EXTENSIONS:
-            return "not_an_image"
-        picture = Picture(doc.file_id, doc.file_size)
-    else:
-        return None
-    if picture.size is not None and picture.size > DOWNLOAD_MAX_BYTES:
-        return "file_too_big"
-    return picture
-
 
 def too_big_text(t: Translator, message: Message) -> str:
-    size = message.document.file_size if message.document else None
-    if size is None and message.photo:
-        size = message.photo[-1].file_size
-    return t("file_too_big", size=f"{(size or 0) / 1024 / 1024:.1f}")
+    return t("file_too_big", size=f"{(file_size_of(message) or 0) / 1024 / 1024:.1f}")
+
+
+def refusal_text(t: Translator, message: Message, key: str, max_seconds: float) -> str:
+    if key == "file_too_big":
+        return too_big_text(t, message)
+    if key == "clip_too_long":
+        return t("clip_too_long", limit=round(max_seconds))
+    return t(key)
 
 
 async def show_picker(message: Message, conv: Conversation, photo_ref: str) -> None:
@@ -80,13 +50,19 @@ async def show_picker(message: Message, conv: Conversation, photo_ref: str) -> N
 
 
 async def own_style_job(
-    message: Message, conv: Conversation, *, photo: str, painting: str, dedupe_key: str
+    message: Message,
+    conv: Conversation,
+    *,
+    photo: str,
+    painting: str,
+    dedupe_key: str,
+    kind: MediaKind = "photo",
 ) -> None:
     user_id = message.from_user.id if message.from_user else message.chat.id
     saved = conv.prefs.add_painting(painting)
     await conv.prefs_store.save(message.chat.id, user_id, conv.prefs)
     await conv.state.set_state(Flow.choosing_style)
-    spec = PaintSpec(photo=photo, style=None, painting_pid=saved.pid, painting=painting)
+    spec = PaintSpec(photo=photo, kind=kind, style=None, painting_pid=saved.pid, painting=painting)
     await conv.enqueue(
         JobRequest(
             chat_id=message.chat.id,
@@ -102,47 +78,54 @@ async def on_picture(
     message: Message, conv: Conversation, album: list[Message] | None = None
 ) -> None:
     t, state = conv.t, conv.state
+    max_seconds = conv.services.settings.video_max_seconds
     items = album or [message]
-    pictures: list[Picture] = []
+    subjects: list[Subject] = []
     for item in items:
-        got = picture_of(item)
-        if got == "file_too_big":
-            await item.answer(too_big_text(t, item))
-        elif isinstance(got, str):
-            await item.answer(t(got))
+        got = subject_of(item, max_seconds)
+        if isinstance(got, str):
+            await item.answer(refusal_text(t, item, got, max_seconds))
         elif got is not None:
-            pictures.append(got)
-    if not pictures:
+            subjects.append(got)
+    if not subjects:
         return
-    if album is not None and len(pictures) == 2:
-        # An album of two: the photo first, the painting second.
+    pictures = [s for s in subjects if s.kind == "photo"]
+    if album is not None and len(subjects) == 2 and subjects[1].kind == "photo":
+        # An album of two: the photo (or clip) first, the painting second.
         await message.answer(t("album_own_style"))
-        photo_ref = await conv.remember_photo(pictures[0].file_id)
+        photo_ref = await conv.remember_photo(subjects[0].file_id, subjects[0].kind)
         await state.update_data(current=photo_ref)
         await own_style_job(
             message,
             conv,
-            photo=pictures[0].file_id,
-            painting=pictures[1].file_id,
+            photo=subjects[0].file_id,
+            painting=subjects[1].file_id,
+            kind=subjects[0].kind,
             dedupe_key=f"album:{message.chat.id}:{message.media_group_id}",
         )
         return
-    if album is not None and len(pictures) > 2:
+    if album is not None and len(subjects) > 2:
         await message.answer(t("album_first_only"))
-    picture = pictures[0]
-    if await state.get_state() == Flow.awaiting_painting.state:
+    subject = subjects[0]
+    if (
+        pictures
+        and subject.kind == "photo"
+        and (await state.get_state() == Flow.awaiting_painting.state)
+    ):
         data = await state.get_data()
-        photo = data.get("photos", {}).get(data.get("current", ""))
+        current = data.get("current", "")
+        photo = data.get("photos", {}).get(current)
         if photo:
             await own_style_job(
                 message,
                 conv,
                 photo=photo,
-                painting=picture.file_id,
+                painting=subject.file_id,
+                kind=data.get("kinds", {}).get(current, "photo"),
                 dedupe_key=f"msg:{message.chat.id}:{message.message_id}",
             )
             return
-    photo_ref = await conv.remember_photo(picture.file_id)
+    photo_ref = await conv.remember_photo(subject.file_id, subject.kind)
     await show_picker(message, conv, photo_ref)
 
 
@@ -150,6 +133,7 @@ async def on_style(query: CallbackQuery, callback_data: StyleCB, conv: Conversat
     t, state, prefs = conv.t, conv.state, conv.prefs
     data = await state.get_data()
     photo = data.get("photos", {}).get(callback_data.photo)
+    kind = data.get("kinds", {}).get(callback_data.photo, "photo")
     if not photo or query.message is None:
         await query.answer(t("photo_expired"), show_alert=True)
         return
@@ -168,12 +152,14 @@ async def on_style(query: CallbackQuery, callback_data: StyleCB, conv: Conversat
         if painting is None:
             await query.answer(t("photo_expired"), show_alert=True)
             return
-        spec = PaintSpec(photo=photo, painting_pid=painting.pid, painting=painting.file_id)
+        spec = PaintSpec(
+            photo=photo, kind=kind, painting_pid=painting.pid, painting=painting.file_id
+        )
     elif conv.services.style_title(style, t.lang) is None:
         await query.answer(t("unknown_style"), show_alert=True)
         return
     else:
-        spec = PaintSpec(photo=photo, style=style)
+        spec = PaintSpec(photo=photo, kind=kind, style=style)
     await query.answer()
     await state.set_state(Flow.choosing_style)
     await conv.enqueue(
@@ -194,7 +180,9 @@ async def on_gallery(query: CallbackQuery, bot: Bot, t: Translator, services: Se
 def router(album_wait: float = 0.8) -> Router:
     r = Router(name="pictures")
     r.message.middleware(AlbumMiddleware(album_wait))
-    r.message.register(on_picture, F.photo | F.document)
+    r.message.register(
+        on_picture, F.photo | F.document | F.animation | F.video | F.video_note | F.sticker
+    )
     r.callback_query.register(on_style, StyleCB.filter())
     r.callback_query.register(on_gallery, GalleryCB.filter())
     return r

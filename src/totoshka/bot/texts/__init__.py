@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -26,8 +25,6 @@ from typing import Any
 from fluent.runtime import FluentBundle, FluentResource
 from fluent.runtime.types import fluent_number
 from fluent.syntax import ast
-from fluent.syntax.serializer import serialize_element
-from fluent.syntax.visitor import Visitor
 
 log = logging.getLogger(__name__)
 
@@ -92,28 +89,6 @@ def _argument(value: Any) -> Any:
     return str(value)
 
 
-class _Variables(Visitor):
-    """Collects the ``$variables`` a message uses, through the messages it references."""
-
-    def __init__(self, messages: Mapping[str, ast.Message]) -> None:
-        super().__init__()
-        self.messages = messages
-        self.names: set[str] = set()
-        self.seen: set[str] = set()
-
-    def visit_VariableReference(self, node: ast.VariableReference) -> None:
-        self.names.add(node.id.name)
-
-    def visit_MessageReference(self, node: ast.MessageReference) -> None:
-        name = node.id.name
-        if name not in self.seen and name in self.messages:
-            self.seen.add(name)
-            self.visit(self.messages[name])
-
-    def visit_TermReference(self, node: ast.TermReference) -> None:
-        """Not descended into: a term never sees the caller's variables."""
-
-
 def _parse(lang: str, source: str) -> ast.Resource:
     """One file's messages, refusing a broken one.
 
@@ -150,7 +125,7 @@ class Texts:
             *sorted(lang for lang in sources if lang != DEFAULT_LANGUAGE),
         )
         self._bundles: dict[str, FluentBundle] = {}
-        self._messages: dict[str, dict[str, ast.Message]] = {}
+        self._messages: dict[str, set[str]] = {}
         for lang in self.languages:
             resource = _parse(lang, sources[lang])
             # English as the second locale: Babel falls back to it for plural rules
@@ -159,7 +134,7 @@ class Texts:
             bundle.add_resource(resource)
             self._bundles[lang] = bundle
             self._messages[lang] = {
-                entry.id.name: entry
+                entry.id.name
                 for entry in resource.body
                 if isinstance(entry, ast.Message) and entry.value is not None
             }
@@ -171,32 +146,6 @@ class Texts:
         return cls(
             {lang: root.joinpath(lang + SUFFIX).read_text("utf-8") for lang in discover(root)}
         )
-
-    def message_ids(self, lang: str) -> frozenset[str]:
-        """The ids ``lang``'s own file defines (not those it borrows from English)."""
-        return frozenset(self._messages[lang])
-
-    def variables(self, lang: str, key: str) -> frozenset[str]:
-        """The ``$variables`` a message uses, so a test can hold languages to one set."""
-        visitor = _Variables(self._messages[lang])
-        visitor.visit(self._messages[lang][key])
-        return frozenset(visitor.names)
-
-    @cached_property
-    def catalogs(self) -> dict[str, dict[str, str]]:
-        """Each message's source text with its placeables in braces, per language.
-
-        For tools and tests that need a message's literal words, such as the text
-        before its first placeable, without formatting it.
-        """
-        return {
-            lang: {
-                key: "".join(serialize_element(element) for element in message.value.elements)
-                for key, message in messages.items()
-                if message.value is not None
-            }
-            for lang, messages in self._messages.items()
-        }
 
     def format(
         self, lang: str, key: str, params: Mapping[str, Any] | None = None

@@ -12,21 +12,22 @@
 start =
     Hello, { $name }! 🎨 I am Totoshka: I repaint your photo in the style of a famous painting in a few seconds.
 
-    1. Send me a photo (as a photo, as a file, or an album).
+    1. Send me a photo (as a photo, as a file, or an album) — or a GIF, a video, a round video or a sticker.
     2. Pick a style — or «My own style» and send any painting.
     3. Get your picture back, then try another style, make it stronger or weaker, or take the full-size file.
 
-    /styles shows every style, /settings sets size, strength, colours and language, /cancel stops queued work.
+    /styles shows every style, /settings sets size, strength, colours and language, /cancel stops queued work and a clip being painted.
 help =
     Send a photo and pick a style. 🖼
 
     • A photo, an image file (up to 20 MB) or an album works.
+    • GIFs, videos and round videos are painted frame by frame (up to { $seconds } s) and come back as they came; still stickers come back as stickers.
     • «My own style»: after the photo, send a painting — or send an album of two: the photo first, the painting second.
     • Under each result: another style, stronger/weaker, the full-resolution file.
 
     /styles — the gallery
     /settings — output size, strength, colours, language
-    /cancel — cancel queued pictures and start over
+    /cancel — cancel queued pictures (and a clip being painted) and start over
 
 ## The "/" menu
 
@@ -56,6 +57,8 @@ status_queued = ⏳ In line: place { $position }.
 status_accepted = ⏳ Accepted, putting it in line…
 # $style: the style's title
 status_working = 🎨 Painting in the style «{ $style }»…
+# $percent: how much of the clip is painted, 0–99
+status_painting_clip = 🎞 Painting in the style «{ $style }»: { $percent }%…
 status_done = ✅ Done: «{ $style }».
 status_retrying = ⏳ Telegram is busy, sending again shortly…
 status_cancelled = ✖️ Cancelled.
@@ -92,17 +95,23 @@ cancelled =
         [one] picture
        *[other] pictures
     }. The conversation is reset — send a new photo whenever you like.
+clip_stopping = ⏹ Stopping the clip being painted. The conversation is reset — send something new whenever you like.
 nothing_to_cancel = Nothing was queued. The conversation is reset — send a photo whenever you like.
 # $size: megabytes, already written with one decimal ("21.0")
-file_too_big = That file is { $size } MB; bots can only download files up to 20 MB. Please send a smaller picture (or send it as a photo).
-not_an_image = That file does not look like an image. Send a photo or a JPEG/PNG/WebP file.
+file_too_big = That file is { $size } MB; bots can only download files up to 20 MB. Please send a smaller file (a photo can also go as a photo).
+not_an_image = That file does not look like an image or a clip. Send a photo, a JPEG/PNG/WebP file, a GIF or an MP4/WebM video.
+sticker_animated = I can repaint still stickers only; animated and video stickers are not supported yet. Send a still sticker, a GIF or a video instead.
+# $limit: the longest clip in seconds (the operator's setting)
+clip_too_long =
+    That clip is longer than { $limit } { $limit ->
+        [one] second
+       *[other] seconds
+    }. Please send a shorter one, or trim it first.
 
 ## Answers to what is not a photo
 
 text_fallback = I paint photos. 📷 Send me a photo, then pick a style. /help explains more.
-sticker_fallback = Nice sticker! But I need a photo to paint. 📷
 voice_fallback = I can't paint sounds. 🎧 Send me a photo instead.
-video_fallback = I paint still pictures, not videos. Send a photo instead. 📷
 other_fallback = I don't know what to do with that. Send me a photo to paint. 📷
 unknown_style = That style is not available any more — pick another one.
 strongest = This is already the strongest setting.
@@ -147,3 +156,10 @@ err_unknown_style = that style is not available.
 err_model_missing = the style's model is not available right now.
 err_download = I could not download the photo from Telegram.
 err_generic = something went wrong on my side.
+err_bad_clip = this file is not a clip I can read.
+err_clip_too_long =
+    the clip is longer than { $limit } { $limit ->
+        [one] second
+       *[other] seconds
+    }.
+err_clip_too_big_upload = the painted clip is over the 50 MB that Telegram lets a bot send.

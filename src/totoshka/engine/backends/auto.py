@@ -34,7 +34,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from totoshka.engine.backends.eager import BUDGET, EagerRunner
-from totoshka.engine.backends.hardware import cpu_info, openvino_available
+from totoshka.engine.backends.hardware import cpu_info
 from totoshka.engine.backends.quality import (
     DEFAULT_FLOOR_DB,
     calibration_picture,
@@ -61,12 +61,6 @@ def supported_paths(best: bool = False) -> list[str]:
     if fast_bf16:
         names.append("torch-bf16")
     return names
-
-
-def candidate_names(best: bool = False) -> list[str]:
-    """`supported_paths` less those whose package is not installed."""
-    have_openvino = openvino_available()
-    return [n for n in supported_paths(best) if have_openvino or not n.startswith("openvino")]
 
 
 def fix_for(reason: str) -> str:

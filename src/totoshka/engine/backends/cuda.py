@@ -83,9 +83,8 @@ class CudaRunner:
         self._pinned = self.device.type == "cuda"
         if self.device.type == "cuda" and cudnn_benchmark:
             torch.backends.cudnn.benchmark = True
-        kind = "cuda" if self.device.type == "cuda" else self.device.type
         precision = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}[dtype]
-        self.name = f"{kind}-{precision}"
+        self.name = f"{self.device.type}-{precision}"
         self._copies: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.use_graphs = self.device.type == "cuda" and use_graphs

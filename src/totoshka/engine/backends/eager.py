@@ -83,20 +83,10 @@ class EagerRunner:
         return [self.run(net, x) for x in xs]
 
 
-class TorchBf16Runner:
+class TorchBf16Runner(EagerRunner):
     """bf16 autocast on CPU; instance-norm statistics stay float32 (see layers.py)."""
 
     name = "torch-bf16"
 
-    def __init__(
-        self, max_pixels: int | str | None = BUDGET, *, memory_budget_mb: float | None = None
-    ) -> None:
-        self.max_pixels = resolve_max_pixels(
-            max_pixels, EAGER_FP32_BYTES_PER_PIXEL, memory_budget_mb
-        )
-
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         return run_untiled_or_tiled(net, x, tiling.bf16_forward, self.max_pixels).clamp(0, 255)
-
-    def run_batch(self, net: nn.Module, xs: list[Tensor]) -> list[Tensor]:
-        return [self.run(net, x) for x in xs]

@@ -43,8 +43,6 @@ BYTES_PER_PIXEL = 425
 # How many IRs this process made, in a child or here (tests check the disk cache with it).
 conversions = 0
 _conversions_lock = threading.Lock()
-# the variable tests/perf set for `convert_in_process`; the runner itself reads no environment
-IN_PROCESS_ENV = "TOTOSHKA_CONVERT_IN_PROCESS"
 
 
 def weights_key(net: nn.Module) -> str:

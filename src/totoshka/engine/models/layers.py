@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 Stats = tuple[Tensor, Tensor]
+R = TypeVar("R")
 
 
 class StatsTape:
@@ -100,44 +102,39 @@ _measure: contextvars.ContextVar[tuple[StatsAccumulator, Callable[[Tensor], Tens
 
 
 @contextlib.contextmanager
-def record_stats(tape: StatsTape) -> Iterator[StatsTape]:
-    """Run forward passes inside to store each InstanceNorm's statistics in `tape`."""
-    token = _active.set(("record", tape))
+def _setting(var: contextvars.ContextVar[Any], value: Any, result: R) -> Iterator[R]:
+    """`var` is `value` inside (reset after, whatever happens); yields `result`."""
+    token = var.set(value)
     try:
-        yield tape
+        yield result
     finally:
-        _active.reset(token)
+        var.reset(token)
 
 
-@contextlib.contextmanager
-def replay_stats(tape: StatsTape) -> Iterator[StatsTape]:
+def record_stats(tape: StatsTape) -> contextlib.AbstractContextManager[StatsTape]:
+    """Run forward passes inside to store each InstanceNorm's statistics in `tape`."""
+    return _setting(_active, ("record", tape), tape)
+
+
+def replay_stats(tape: StatsTape) -> contextlib.AbstractContextManager[StatsTape]:
     """Run forward passes inside with each InstanceNorm using the statistics in `tape`.
 
     A norm the tape has no entry for computes its own statistics and stores them
     (a partial tape replays the layers it knows and records the rest).
     """
-    token = _active.set(("replay", tape))
-    try:
-        yield tape
-    finally:
-        _active.reset(token)
+    return _setting(_active, ("replay", tape), tape)
 
 
-@contextlib.contextmanager
 def measure_stats(
     accumulator: StatsAccumulator, owned: Callable[[Tensor], Tensor]
-) -> Iterator[StatsAccumulator]:
+) -> contextlib.AbstractContextManager[StatsAccumulator]:
     """Inside, each InstanceNorm also adds `owned(x)` of its input `x` to `accumulator`.
 
     Combines with `replay_stats`/`record_stats` (normalisation is unchanged);
     `owned` crops a tile's feature map to the pixels that tile is responsible for,
     so that summed over all tiles every pixel counts exactly once.
     """
-    token = _measure.set((accumulator, owned))
-    try:
-        yield accumulator
-    finally:
-        _measure.reset(token)
+    return _setting(_measure, (accumulator, owned), accumulator)
 
 
 class InstanceNorm(nn.Module):
@@ -195,10 +192,7 @@ class InstanceNorm(nn.Module):
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow "SAME" padding along one side: (before, after), odd pixel after."""
-    if size % stride == 0:
-        total = max(kernel - stride, 0)
-    else:
-        total = max(kernel - size % stride, 0)
+    total = max(kernel - (size % stride or stride), 0)
     return total // 2, total - total // 2
 
 

@@ -76,19 +76,31 @@ class ConvLayer(nn.Module):
         return self.conv2d(F.pad(x, (p, p, p, p), mode="reflect") if p else x)
 
 
-class UpsampleConvLayer(nn.Module):
+class UpsampleConvLayer(ConvLayer):
     """Nearest upsampling by `upsample`, reflection pad, conv (keys: `conv2d.*`)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, upsample: int) -> None:
-        super().__init__()
+        super().__init__(c_in, c_out, kernel, 1)
         self.upsample = upsample
-        self.pad = kernel // 2
-        self.conv2d = nn.Conv2d(c_in, c_out, kernel, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-        p = self.pad
-        return self.conv2d(F.pad(x, (p, p, p, p), mode="reflect") if p else x)
+        return super().forward(F.interpolate(x, scale_factor=self.upsample, mode="nearest"))
+
+
+def _conv_block(inplanes: int, planes: int, middle: nn.Module) -> nn.Sequential:
+    """norm-ReLU-1x1, norm-ReLU-`middle`, norm-ReLU-1x1 to 4*planes (the upstream
+    `conv_block.N` keys follow this order)."""
+    return nn.Sequential(
+        _norm(inplanes),
+        nn.ReLU(),
+        nn.Conv2d(inplanes, planes, 1),
+        _norm(planes),
+        nn.ReLU(),
+        middle,
+        _norm(planes),
+        nn.ReLU(),
+        nn.Conv2d(planes, planes * EXPANSION, 1),
+    )
 
 
 class Bottleneck(nn.Module):
@@ -101,17 +113,7 @@ class Bottleneck(nn.Module):
         self.residual_layer = (
             nn.Conv2d(inplanes, planes * EXPANSION, 1, stride) if downsample else None
         )
-        self.conv_block = nn.Sequential(
-            _norm(inplanes),
-            nn.ReLU(),
-            nn.Conv2d(inplanes, planes, 1),
-            _norm(planes),
-            nn.ReLU(),
-            ConvLayer(planes, planes, 3, stride),
-            _norm(planes),
-            nn.ReLU(),
-            nn.Conv2d(planes, planes * EXPANSION, 1),
-        )
+        self.conv_block = _conv_block(inplanes, planes, ConvLayer(planes, planes, 3, stride))
 
     def forward(self, x: Tensor) -> Tensor:
         residual = self.residual_layer(x) if self.residual_layer is not None else x
@@ -124,16 +126,8 @@ class UpBottleneck(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 2) -> None:
         super().__init__()
         self.residual_layer = UpsampleConvLayer(inplanes, planes * EXPANSION, 1, stride)
-        self.conv_block = nn.Sequential(
-            _norm(inplanes),
-            nn.ReLU(),
-            nn.Conv2d(inplanes, planes, 1),
-            _norm(planes),
-            nn.ReLU(),
-            UpsampleConvLayer(planes, planes, 3, stride),
-            _norm(planes),
-            nn.ReLU(),
-            nn.Conv2d(planes, planes * EXPANSION, 1),
+        self.conv_block = _conv_block(
+            inplanes, planes, UpsampleConvLayer(planes, planes, 3, stride)
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ kernel). int32 biases follow the same rule with their own per-channel scales.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,43 @@ _DTYPES: dict[int, Any] = {
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: None, 1: "relu", 2: "relu_n1_to_1", 3: "relu6", 4: "tanh"}
 _MIRROR = {0: "REFLECT", 1: "SYMMETRIC"}
+
+
+def _conv_options(o: Any) -> dict[str, Any]:
+    return {
+        "padding": _PADDING[o.Padding()],
+        "stride": (o.StrideH(), o.StrideW()),
+        "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+        "activation": _ACTIVATION.get(o.FusedActivationFunction(), "?"),
+    }
+
+
+def _resize_options(o: Any) -> dict[str, Any]:
+    return {
+        "align_corners": bool(o.AlignCorners()),
+        "half_pixel_centers": bool(o.HalfPixelCenters()),
+    }
+
+
+def _activation_options(o: Any) -> dict[str, Any]:
+    return {"activation": _ACTIVATION.get(o.FusedActivationFunction(), "?")}
+
+
+# builtin operator -> (its options table in the `tflite` schema, what to read from it)
+_OPTION_READERS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    "CONV_2D": ("Conv2DOptions", _conv_options),
+    "DEPTHWISE_CONV_2D": (
+        "DepthwiseConv2DOptions",
+        lambda o: {**_conv_options(o), "depth_multiplier": o.DepthMultiplier()},
+    ),
+    "MIRROR_PAD": ("MirrorPadOptions", lambda o: {"mode": _MIRROR.get(o.Mode(), "?")}),
+    "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", _resize_options),
+    "RESIZE_BILINEAR": ("ResizeBilinearOptions", _resize_options),
+    "ADD": ("AddOptions", _activation_options),
+    "SUB": ("SubOptions", _activation_options),
+    "MUL": ("MulOptions", _activation_options),
+    "MEAN": ("ReducerOptions", lambda o: {"keep_dims": bool(o.KeepDims())}),
+}
 
 
 @dataclass(frozen=True)
@@ -125,52 +163,11 @@ class TFLiteModel:
         name = _BUILTIN_NAMES.get(builtin, f"OP_{builtin}")
         names = lambda idx: tuple(self._by_index[int(i)].name for i in idx if i >= 0)  # noqa: E731
         options: dict[str, Any] = {}
-        table = op.BuiltinOptions()
-        if table is not None:
-            if name == "CONV_2D":
-                o = tflite.Conv2DOptions()
-                o.Init(table.Bytes, table.Pos)
-                options = {
-                    "padding": _PADDING[o.Padding()],
-                    "stride": (o.StrideH(), o.StrideW()),
-                    "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-                    "activation": _ACTIVATION.get(o.FusedActivationFunction(), "?"),
-                }
-            elif name == "DEPTHWISE_CONV_2D":
-                o = tflite.DepthwiseConv2DOptions()
-                o.Init(table.Bytes, table.Pos)
-                options = {
-                    "padding": _PADDING[o.Padding()],
-                    "stride": (o.StrideH(), o.StrideW()),
-                    "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-                    "activation": _ACTIVATION.get(o.FusedActivationFunction(), "?"),
-                    "depth_multiplier": o.DepthMultiplier(),
-                }
-            elif name == "MIRROR_PAD":
-                o = tflite.MirrorPadOptions()
-                o.Init(table.Bytes, table.Pos)
-                options = {"mode": _MIRROR.get(o.Mode(), "?")}
-            elif name in ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"):
-                o = (
-                    tflite.ResizeNearestNeighborOptions()
-                    if name == "RESIZE_NEAREST_NEIGHBOR"
-                    else tflite.ResizeBilinearOptions()
-                )
-                o.Init(table.Bytes, table.Pos)
-                options = {
-                    "align_corners": bool(o.AlignCorners()),
-                    "half_pixel_centers": bool(o.HalfPixelCenters()),
-                }
-            elif name in ("ADD", "SUB", "MUL"):
-                o = {"ADD": tflite.AddOptions, "SUB": tflite.SubOptions, "MUL": tflite.MulOptions}[
-                    name
-                ]()
-                o.Init(table.Bytes, table.Pos)
-                options = {"activation": _ACTIVATION.get(o.FusedActivationFunction(), "?")}
-            elif name == "MEAN":
-                o = tflite.ReducerOptions()
-                o.Init(table.Bytes, table.Pos)
-                options = {"keep_dims": bool(o.KeepDims())}
+        table, reader = op.BuiltinOptions(), _OPTION_READERS.get(name)
+        if table is not None and reader is not None:
+            o = getattr(tflite, reader[0])()
+            o.Init(table.Bytes, table.Pos)
+            options = reader[1](o)
         return Operator(j, name, names(op.InputsAsNumpy()), names(op.OutputsAsNumpy()), options)
 
     # -- access ------------------------------------------------------------------------
