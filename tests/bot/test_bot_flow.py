@@ -202,9 +202,8 @@ async def test_settings(bot: RunningBot, new_user, photos, lang: str) -> None:
     other = "ru" if lang == "en" else "en"
     await user.wait_for_message(lambda m: (m.text or "").startswith(t(other, "settings")[:5]))
     await user.send_command("help")
-    assert (
-        await user.wait_for_message(lambda m: m.text == t(other, "help", seconds=60), timeout=WAIT)
-    ).text
+    help_text = t(other, "help", seconds=60)
+    assert (await user.wait_for_message(lambda m: m.text == help_text, timeout=WAIT)).text
 
 
 @pytest.mark.parametrize("lang", LANGS)
