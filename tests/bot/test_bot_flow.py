@@ -149,12 +149,8 @@ async def test_everything_else_gets_an_answer(bot: RunningBot, new_user, lang: s
     user = await new_user(lang)
     await user.send_text("hello there")
     assert (await user.wait_for_message(timeout=WAIT)).text == t(lang, "text_fallback")
-    await user.send_sticker()
-    assert (await user.wait_for_message(timeout=WAIT)).text == t(lang, "sticker_fallback")
     await user.send_voice()
     assert (await user.wait_for_message(timeout=WAIT)).text == t(lang, "voice_fallback")
-    await user.send_video()
-    assert (await user.wait_for_message(timeout=WAIT)).text == t(lang, "video_fallback")
     await user.send_document(b"%PDF-1.4 not a picture", "paper.pdf", "application/pdf")
     assert (await user.wait_for_message(timeout=WAIT)).text == t(lang, "not_an_image")
     # Over the Bot API's 20 MB download limit: refused before any getFile.
