@@ -23,6 +23,7 @@ import json
 import platform
 import socket
 import sys
+from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -183,7 +184,7 @@ def inference(stylizer: Any, quality: bool) -> dict[str, Any]:
     reports = family_reports(stylizer, quality=quality)
     return {
         "expected": getattr(stylizer.runner, "expected", None) or expected_path(),
-        "families": [r.as_dict() for r in reports],
+        "families": [asdict(r) for r in reports],
     }
 
 

@@ -17,7 +17,6 @@ from totoshka.cli import (
     doctor,
     emulator,
     models,
-    own_style,
     playground,
     run,
     styles,
@@ -67,7 +66,6 @@ app.command("worker")(run.worker)
 # app.command("bench")(bench.main)         app.add_typer(run.app, name="run")
 app.command("bench")(bench.bench)
 app.command("doctor")(doctor.doctor)
-own_style.register(styles.app)  # styles add --painting (stylize's own-style options: stylize.py)
 
 
 if __name__ == "__main__":

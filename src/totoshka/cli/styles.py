@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from totoshka.cli.common import command_engine, console, engine_settings
+from totoshka.cli.common import UsageError, command_engine, console, engine_settings
+from totoshka.cli.own_style import pull_missing
 from totoshka.engine.catalog import OPERATOR
+from totoshka.engine.errors import EngineError
 from totoshka.engine.operator_styles import add_style_from_path, remove_operator_style
 
 app = typer.Typer(help="List the styles; add or remove your own.", no_args_is_help=True)
@@ -42,31 +44,63 @@ def list_styles(
 def add(
     name: Annotated[str, typer.Argument(help="Style id: short, lowercase (a-z 0-9 _ -).")],
     model: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--model", "-m", help="A pytorch/examples .pth file, or an ml5 folder (manifest.json)."
         ),
-    ],
+    ] = None,
+    painting: Annotated[
+        Path | None,
+        typer.Option(
+            "--painting", "-p", help="A painting: its Magenta style vector becomes the style."
+        ),
+    ] = None,
     title_en: Annotated[str | None, typer.Option(help="English title.")] = None,
     title_ru: Annotated[str | None, typer.Option(help="Russian title.")] = None,
     preview: Annotated[Path | None, typer.Option(help="A preview picture.")] = None,
     credit: Annotated[str, typer.Option(help="Painter and model author.")] = "",
     license: Annotated[str, typer.Option("--license", help="License of the weights.")] = "",
+    mirror: Annotated[
+        str | None, typer.Option(help="Model mirror (folder or URL) for the Magenta model.")
+    ] = None,
 ) -> None:
-    """Add your own style: the files are copied, hashed and test-loaded first."""
-    # `--painting FILE` (Magenta painting presets) is added by its own module and
-    # registers through totoshka.engine.operator_styles.add_operator_style().
-    style = add_style_from_path(
+    """Add your own style: a model (--model; the files are copied, hashed and
+    test-loaded first) or a painting (--painting)."""
+    if (model is None) == (painting is None):
+        raise UsageError("give either --model FILE or --painting FILE")
+    if model is not None:
+        style = add_style_from_path(
+            name,
+            model,
+            title_en=title_en,
+            title_ru=title_ru,
+            preview=preview,
+            credit=credit,
+            license=license,
+            data_dir=engine_settings().data_path(),
+        )
+        typer.echo(f"added style {style.id!r} ({style.title['en']})")
+        return
+    assert painting is not None
+    if preview is not None:
+        raise UsageError("with --painting the painting itself is the preview")
+    if not painting.is_file():
+        raise EngineError(f"{painting}: no such file")
+    from totoshka.engine import own_style  # torch: the painting's vector is computed
+
+    engine = command_engine(model_mirror=mirror)
+    pull_missing(engine, own_style.MAGENTA_MODEL)
+    style = own_style.add_painting_style(
         name,
-        model,
+        painting,
+        catalog=engine.catalog,
+        store=engine.store,
         title_en=title_en,
         title_ru=title_ru,
-        preview=preview,
         credit=credit,
         license=license,
-        data_dir=engine_settings().data_path(),
     )
-    typer.echo(f"added style {style.id!r} ({style.title['en']})")
+    typer.echo(f"added style {style.id!r} ({style.title['en']}) from {painting.name}")
 
 
 @app.command("remove")

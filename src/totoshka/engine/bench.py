@@ -77,12 +77,13 @@ class Row:
     style: str
     size: str
     path: str
-    served_by: str
-    median_s: float
-    times_s: list[float]
-    peak_rss_mb: float
-    gflop: float
-    gflops_per_s: float
+    # the child's measures (`run_row`); a row that failed has only `error`
+    served_by: str = "-"
+    median_s: float = math.nan
+    times_s: list[float] = field(default_factory=list)
+    peak_rss_mb: float = math.nan
+    gflop: float = math.nan
+    gflops_per_s: float = math.nan
     speedup: float | None = None
     psnr_db: float | None = None
     error: str | None = None
@@ -255,11 +256,6 @@ def run_row(spec: RowSpec) -> dict[str, Any]:
 # The parent: rows in fresh processes, the table
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def spawn_row(spec: RowSpec, timeout: float | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "totoshka.engine.bench", "--row", json.dumps(asdict(spec))]
     try:
@@ -291,6 +287,8 @@ def run_bench(
     """Measure the reference and every path, per family and size, in fresh processes,
     each with the engine `settings` (mirror, cache, memory budget, ...)."""
     import torch
+
+    from totoshka.engine.backends.quality import psnr
 
     carried = row_settings(settings)
     shared = _shared_guess(settings.model_mirror)
@@ -336,26 +334,16 @@ def run_bench(
                     if progress is not None:
                         progress(f"{family} {size} {path}")
                     result = spawn_row(spec, timeout)
-                    row = Row(
-                        family=family,
-                        style=spec.style,
-                        size=size,
-                        path=path,
-                        served_by=result.get("served_by", "-"),
-                        median_s=result.get("median_s", math.nan),
-                        times_s=result.get("times_s", []),
-                        peak_rss_mb=result.get("peak_rss_mb", math.nan),
-                        gflop=result.get("gflop", math.nan),
-                        gflops_per_s=result.get("gflops_per_s", math.nan),
-                        error=result.get("error"),
-                    )
+                    row = Row(family, spec.style, size, path, **result)
                     if row.error is None:
                         if path == REFERENCE:
                             ref_out, ref_time = out, row.median_s
                             row.speedup, row.psnr_db = 1.0, math.inf
                         elif ref_out is not None and ref_time is not None:
                             row.speedup = ref_time / row.median_s
-                            row.psnr_db = _psnr(np.load(out), np.load(ref_out))
+                            row.psnr_db = psnr(
+                                torch.from_numpy(np.load(out)), torch.from_numpy(np.load(ref_out))
+                            )
                         if path != REFERENCE:
                             Path(out).unlink(missing_ok=True)
                     report.rows.append(row)

@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -125,9 +125,6 @@ class FamilyReport:
     paths: list[PathReport] = field(default_factory=list)
     warning: str | None = None
     error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _timed(run: Callable[[], Tensor], clock: Callable[[], float]) -> tuple[Tensor, float]:

@@ -292,18 +292,6 @@ class CeleryJobQueue:
     def cancel_user(self, user_key: str) -> list[str]:
         return self.store.cancel_user(user_key)
 
-    def kick(self, tokens: int | None = None) -> int:
-        """Send extra tokens (default: one per job waiting in line); returns how many.
-
-        Repair tool for when the broker lost messages (a purge, a flushed Redis): the
-        jobs are still in Redis but nothing would start them. Surplus tokens are
-        harmless — a token that finds no job returns at once.
-        """
-        n = self.store.waiting() if tokens is None else tokens
-        for _ in range(n):
-            self.app.send_task(TASK_NAME, queue=self.config.queue)
-        return n
-
     def position(self, job_id: str) -> int | None:
         return self.store.position(job_id)
 

@@ -224,10 +224,6 @@ class RedisJobStore:
             return 1  # waiting for its retry countdown on a worker: runs as soon as it ends
         return round_robin_position(self._lengths(ring), ring.index(user), int(index))
 
-    def waiting(self) -> int:
-        """Jobs waiting in the users' lines (not claimed by any token yet)."""
-        return sum(self._lengths(self.r.lrange(self._k("ring"), 0, -1)))
-
     def _lengths(self, users: list[str]) -> list[int]:
         """The length of each user's line, in one round trip."""
         pipe = self.r.pipeline(transaction=False)
@@ -318,8 +314,3 @@ class RedisJobStore:
     def release_token(self, token: str) -> None:
         """Forget a token's claim (the token is done with its job)."""
         self.r.delete(self._k("claim", token))
-
-    def delete_all(self) -> None:
-        """Remove every key under the prefix (tests, or wiping a deployment)."""
-        for key in self.r.scan_iter(match=self.prefix + ":*", count=500):
-            self.r.delete(key)

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from totoshka.engine.errors import ModelFormatError
 from totoshka.engine.models.checkpoint import load_state, read_state_dict
 from totoshka.engine.models.layers import InstanceNorm
+from totoshka.engine.models.transformer_net import ConvLayer, UpsampleConvLayer
 
 CHECKPOINT_FILE = "21styles.model"
 NGF = 128
@@ -61,30 +62,6 @@ _IGNORED_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 def _norm(channels: int) -> InstanceNorm:
     return InstanceNorm(channels, eps=EPS, affine=False)
-
-
-class ConvLayer(nn.Module):
-    """Reflection pad by kernel//2, then conv (keys: `conv2d.*`)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        super().__init__()
-        self.pad = kernel // 2
-        self.conv2d = nn.Conv2d(c_in, c_out, kernel, stride)
-
-    def forward(self, x: Tensor) -> Tensor:
-        p = self.pad
-        return self.conv2d(F.pad(x, (p, p, p, p), mode="reflect") if p else x)
-
-
-class UpsampleConvLayer(ConvLayer):
-    """Nearest upsampling by `upsample`, reflection pad, conv (keys: `conv2d.*`)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, upsample: int) -> None:
-        super().__init__(c_in, c_out, kernel, 1)
-        self.upsample = upsample
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(F.interpolate(x, scale_factor=self.upsample, mode="nearest"))
 
 
 def _conv_block(inplanes: int, planes: int, middle: nn.Module) -> nn.Sequential:

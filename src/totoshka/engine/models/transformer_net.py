@@ -25,7 +25,8 @@ _RUNNING_STATS = re.compile(r"(^|\.)in\d+\.running_(mean|var)$|\.num_batches_tra
 
 
 class ConvLayer(nn.Module):
-    """Reflection padding then a convolution: no zero borders in the picture."""
+    """Reflection padding by kernel//2 then a convolution: no zero borders in the
+    picture (keys: `conv2d.*`; MSG-Net's blocks use it too, 1x1 ones unpadded)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int):
         super().__init__()
@@ -33,14 +34,16 @@ class ConvLayer(nn.Module):
         self.conv2d = nn.Conv2d(c_in, c_out, kernel, stride)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"))
+        p = self.pad
+        return self.conv2d(F.pad(x, (p, p, p, p), mode="reflect") if p else x)
 
 
 class UpsampleConvLayer(ConvLayer):
-    """Nearest upsampling then a ConvLayer (upstream's answer to checkerboards)."""
+    """Nearest upsampling by `upsample` then a stride-1 ConvLayer (upstream's answer
+    to checkerboards)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, upsample: int):
-        super().__init__(c_in, c_out, kernel, stride)
+    def __init__(self, c_in: int, c_out: int, kernel: int, upsample: int):
+        super().__init__(c_in, c_out, kernel, 1)
         self.upsample = upsample
 
     def forward(self, x: Tensor) -> Tensor:
@@ -80,9 +83,9 @@ class TransformerNet(nn.Module):
         self.res4 = ResidualBlock(128)
         self.res5 = ResidualBlock(128)
         # Upsampling layers
-        self.deconv1 = UpsampleConvLayer(128, 64, 3, 1, upsample=2)
+        self.deconv1 = UpsampleConvLayer(128, 64, 3, upsample=2)
         self.in4 = InstanceNorm(64, EPS)
-        self.deconv2 = UpsampleConvLayer(64, 32, 3, 1, upsample=2)
+        self.deconv2 = UpsampleConvLayer(64, 32, 3, upsample=2)
         self.in5 = InstanceNorm(32, EPS)
         self.deconv3 = ConvLayer(32, 3, 9, 1)
 
