@@ -184,3 +184,64 @@ def test_flow_blending_flickers_less(
         paint_clip(stylizer, src, out, "wave", method=method)
         errors[method] = warping_error(read_frames(src), read_frames(out))
     assert errors["flow"] < 0.5 * errors["none"], errors
+
+
+def test_statistics_pooled_over_one_frame_paint_it_as_a_photo(
+    stylizer: Stylizer, pan: Path
+) -> None:
+    """Method (a)'s replay is exact: a frame's own statistics give its own painting."""
+    frame = read_frames(pan)[7]
+    shared = stylizer.frame_painter("wave", stats_frames=[frame])(frame)
+    plain = stylizer.frame_painter("wave")(frame)
+    assert np.abs(shared.astype(int) - plain.astype(int)).max() <= 1
+
+
+def test_pooled_statistics_are_those_of_all_the_pixels() -> None:
+    torch = pytest.importorskip("torch")
+    from totoshka.engine.backends.shared_stats import pool
+    from totoshka.engine.models.layers import StatsTape
+
+    rng = np.random.default_rng(1)
+    maps = [torch.from_numpy(rng.normal(i, 1 + i, (4, 50))) for i in range(3)]
+    tapes = []
+    for m in maps:
+        tape = StatsTape()
+        tape.stats["norm"] = (m.mean(1), m.var(1, unbiased=False))  # type: ignore[index]
+        tapes.append(tape)
+    mean, var = pool(tapes).stats["norm"]  # type: ignore[index]
+    every = torch.cat(maps, 1)
+    assert torch.allclose(mean.double(), every.mean(1), atol=1e-5)
+    assert torch.allclose(var.double(), every.var(1, unbiased=False), atol=1e-4)
+
+
+def test_shared_statistics_on_openvino_match_eager(
+    stylizer: Stylizer, pan: Path, tmp_path: Path
+) -> None:
+    """The OpenVINO replay (statistics as IR inputs) paints what the eager replay does."""
+    pytest.importorskip("openvino")
+    from totoshka.engine.backends.openvino import OpenVinoRunner
+    from totoshka.engine.backends.shared_stats import StatsReplay, measure
+    from totoshka.engine.frames import frame_tensor
+
+    frames = [frame_tensor(f) for f in read_frames(pan)[::8]]
+    net = stylizer.network("wave")
+    tape = measure(net, frames)
+    eager = StatsReplay(object(), net, tape, frames[0])
+    ov = StatsReplay(OpenVinoRunner("f32", cache_dir=tmp_path), net, tape, frames[0])
+    assert ov._request is not None and eager._request is None  # each on its own path
+    for x in frames:
+        a, b = eager.run(x), ov.run(x)
+        mse = float(((a - b) ** 2).mean())
+        assert 10 * np.log10(255.0**2 / max(mse, 1e-12)) > 40
+
+
+def test_default_method_flickers_least(stylizer: Stylizer, pan: Path, tmp_path: Path) -> None:
+    """Every method runs; the default one beats painting frame by frame by far."""
+    from totoshka.engine.video import DEFAULT_METHOD, METHODS
+
+    errors = {}
+    for method in METHODS:
+        out = tmp_path / f"{method}.mp4"
+        paint_clip(stylizer, pan, out, "wave", method=method)
+        errors[method] = warping_error(read_frames(pan), read_frames(out))
+    assert errors[DEFAULT_METHOD] < 0.25 * errors["none"], errors

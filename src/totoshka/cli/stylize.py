@@ -1,4 +1,4 @@
-"""`totoshka stylize`: repaint photos from the command line."""
+"""`totoshka stylize`: repaint photos and clips from the command line (clips: cli/clips.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from totoshka.cli import own_style
+from totoshka.cli import clips, own_style
 from totoshka.cli.common import (
     UsageError,
     command_engine,
@@ -24,6 +24,8 @@ from totoshka.engine.imageio import encode_image, load_image
 class OutputFormat(StrEnum):
     jpeg = "jpeg"
     png = "png"
+    mp4 = "mp4"  # clips
+    gif = "gif"  # clips
 
 
 def output_path(source: Path, style_id: str, fmt: str, out_dir: Path | None) -> Path:
@@ -70,12 +72,25 @@ def stylize(
         float | None, typer.Option(min=0.0, max=1.0, help=own_style.STRENGTH_HELP)
     ] = None,
     own_style_engine: Annotated[str | None, typer.Option(help=own_style.ENGINE_HELP)] = None,
+    consistency: Annotated[
+        str | None, typer.Option("--consistency", help=clips.CONSISTENCY_HELP)
+    ] = None,
+    square: Annotated[
+        bool, typer.Option("--square", help="Clips: centre-crop to a square (a video note).")
+    ] = False,
 ) -> None:
-    """Repaint photos in a style. Output: <stem>.<style>.jpg beside each photo."""
+    """Repaint photos or clips in a style. Output: <stem>.<style>.jpg beside each photo,
+    <stem>.<style>.mp4 beside each clip (a GIF stays a GIF unless --format mp4)."""
     if output is not None and len(inputs) > 1:
         raise UsageError("--output takes one input; use --out-dir for several")
     if output is not None and out_dir is not None:
         raise UsageError("use either --output or --out-dir, not both")
+    videos = [path for path in inputs if clips.is_clip(path)]
+    photos = [path for path in inputs if not clips.is_clip(path)]
+    if fmt is not None and photos and fmt.value in clips.CLIP_FORMATS:
+        raise UsageError(f"--format {fmt.value} is for clips; photos are jpeg or png")
+    if fmt is not None and videos:
+        clips.clip_format(videos[0], fmt.value)  # a photo format for a clip: refused now
     if fmt is not None:
         fmt_name = fmt.value
     else:
@@ -105,12 +120,27 @@ def stylize(
         out_dir.mkdir(parents=True, exist_ok=True)
 
     failures = 0
-    bar = item_progress(len(inputs)) if len(inputs) > 1 else None
-    task = bar.add_task("", total=len(inputs)) if bar else None
+    if videos:
+        failures += clips.paint_clips(
+            engine,
+            videos,
+            picked,
+            label,
+            output=output,
+            out_dir=out_dir,
+            fmt=fmt.value if fmt is not None else None,
+            max_side=max_side,
+            strength=strength,
+            preserve_colors=preserve_colors,
+            consistency=consistency,
+            square=square,
+        )
+    bar = item_progress(len(photos)) if len(photos) > 1 else None
+    task = bar.add_task("", total=len(photos)) if bar else None
     if bar:
         bar.start()
     try:
-        for path in inputs:
+        for path in photos:
             if bar is not None and task is not None:
                 bar.update(task, description=path.name)
             target = output or output_path(path, label, fmt_name, out_dir)
@@ -127,7 +157,7 @@ def stylize(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             except EngineError as exc:
-                if len(inputs) == 1:
+                if len(photos) == 1 and not videos:
                     raise EngineError(f"{path}: {exc.message}") from None
                 failures += 1
                 print_error(f"{path}: {exc.message}")
@@ -139,4 +169,4 @@ def stylize(
         if bar:
             bar.stop()
     if failures:
-        raise EngineError(f"{failures} of {len(inputs)} photos failed")
+        raise EngineError(f"{failures} of {len(inputs)} inputs failed")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from totoshka.engine import color, own_style, paths
 from totoshka.engine.backends import Runner, select_runner
 from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError
+from totoshka.engine.frames import FramePainter
 from totoshka.engine.models.registry import load_network
 from totoshka.engine.own_style import OwnStyle, OwnStyleNetworks
 from totoshka.engine.store import ModelStore
@@ -153,34 +154,22 @@ class Stylizer:
         return to_image(color.blend(photo, painting, strength))
 
     def frame_painter(
-        self, style: str | OwnStyle, *, strength: float = 1.0, preserve_colors: bool = False
-    ) -> Callable[[np.ndarray], np.ndarray]:
-        """Paint a clip's frames (HWC uint8 RGB in, the same out) with one network.
-
-        The network is chosen on the first frame and kept for the whole clip: an own
-        style at a strength below 1 is bound to the photo's own style vector, and a
-        clip must not change style vectors from frame to frame (that would flicker).
-        """
-        if not 0.0 <= strength <= 1.0:
-            raise EngineError("strength must be between 0 and 1")
-        net: nn.Module | None = None
-
-        def paint(frame: np.ndarray) -> np.ndarray:
-            nonlocal net
-            photo = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
-            photo = photo.unsqueeze(0).float()
-            if net is None:
-                if isinstance(style, OwnStyle):
-                    net = self.own_style_network(style, photo)
-                else:
-                    net = self.network(style)
-            painting = self.runner.run(net, photo)
-            if preserve_colors:
-                painting = color.preserve_colors(photo, painting)
-            out = color.blend(photo, painting, strength)[0].clamp(0, 255).add_(0.5)
-            return out.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-
-        return paint
+        self,
+        style: str | OwnStyle,
+        *,
+        strength: float = 1.0,
+        preserve_colors: bool = False,
+        stats_frames: Sequence[np.ndarray] | None = None,
+    ) -> FramePainter:
+        """Paint a clip's frames (HWC uint8 RGB) as photos are, one network per clip;
+        with `stats_frames`, with their pooled norm statistics (see `engine.frames`)."""
+        return FramePainter(
+            self,
+            style,
+            strength=strength,
+            preserve_colors=preserve_colors,
+            stats_frames=stats_frames,
+        )
 
     def own_style_network(self, style: OwnStyle, photo: Tensor) -> nn.Module:
         """The own-style network bound to `style` (and to `photo` for strength < 1)."""

@@ -1,12 +1,13 @@
-"""Temporal consistency: what keeps a painted clip from flickering, and its measure.
+"""Temporal consistency: what keeps a painted clip from flickering.
 
 A feed-forward style network paints each frame from scratch, so small changes
 between frames (noise, compression, a slight move) become large changes in the
 strokes: painted frame by frame, a pan over a photo changes about 16× more from
 frame to frame than the source does (Lai et al. 2018 report 1.2–2.8× for their
 clips). The fix here is flow-guided blending (Ruder et al. 2016, in its cheap
-feed-forward form): optical flow on the *input* frames (OpenCV's DIS, on a
-half-size grey copy: fast, and the flow of a photo's content is smooth), the
+feed-forward form): optical flow on the *input* frames (OpenCV's DIS "medium" on
+a full-size grey copy: the cheaper half-size "fast" flow left 3-4x more flicker
+in the benchmark, see benchmarks/results/video.md), the
 previous *output* frame warped along it, occluded pixels (where the forward and
 backward flows disagree) left as painted, and the rest blended:
 
@@ -16,41 +17,27 @@ Blending a recursive output keeps strokes where the scene moved them, and the
 painting of the current frame keeps the style from fading (α < 1; the cosine of
 the style vectors against per-frame painting is reported by the benchmark).
 
-The measure is the temporal warping error of Lai et al. (2018): the mean over
-frames and pixels of M_t · ‖O_t − warp(O_{t−1})‖², colours in 0..1, with the flow
-and the mask taken from the input frames, so a method cannot score by blurring
-the flow it is judged with (the metric uses a finer DIS preset at full size).
+Methods (`METHODS`), alone and combined:
+
+- ``none``: every frame painted on its own (the reference: it flickers);
+- ``stats``: every frame normalised with instance-norm statistics pooled over
+  frames sampled across the clip (`backends.shared_stats`): no global flicker of
+  colour and contrast, strokes still re-drawn per frame;
+- ``flow``: the blending above;
+- ``stats+flow``: both.
+
+How much each helps is measured by `metrics` and `benchmarks/video_bench.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-DEFAULT_ALPHA = 0.7
-
-
-def _grey(frame: np.ndarray, scale: float) -> np.ndarray:
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if scale != 1.0:
-        h, w = grey.shape
-        grey = cv2.resize(
-            grey, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA
-        )
-    return grey
-
-
-def _upsample(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A flow field computed on a smaller copy, at full size and in full-size pixels."""
-    h, w = flow.shape[:2]
-    if (w, h) == size:
-        return flow
-    up = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
-    up[..., 0] *= size[0] / w
-    up[..., 1] *= size[1] / h
-    return up
+DEFAULT_ALPHA = 0.85
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -78,34 +65,38 @@ def consistent(back: np.ndarray, forward: np.ndarray) -> np.ndarray:
 
 
 class FlowField:
-    """Flows between consecutive input frames (DIS), and the occlusion mask."""
+    """Flows between consecutive input frames, and the occlusion mask. `preset` is a
+    DIS preset, or None for Farnebäck's method (an independent estimator, for
+    checking a DIS-based method with a flow it was not built on)."""
 
-    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST, scale: float = 0.5):
-        self.dis = cv2.DISOpticalFlow_create(preset)
-        self.scale = scale
+    def __init__(self, preset: int | None = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
+        if preset is None:
+            self.calc = lambda a, b: cv2.calcOpticalFlowFarneback(
+                a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0
+            )
+        else:
+            dis = cv2.DISOpticalFlow_create(preset)
+            self.calc = lambda a, b: dis.calc(a, b, None)
         self._prev: np.ndarray | None = None
 
     def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(flow from this frame to the previous one, mask), or None for the first."""
-        grey = _grey(frame, self.scale)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape:
             return None
-        back = self.dis.calc(grey, prev, None)
-        forward = self.dis.calc(prev, grey, None)
-        mask = consistent(back, forward)
-        size = (frame.shape[1], frame.shape[0])
-        full_mask = cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)
-        return _upsample(back, size), full_mask
+        back = self.calc(grey, prev)
+        forward = self.calc(prev, grey)
+        return back, consistent(back, forward)
 
 
 class FlowBlend:
     """Method ``flow``: the previous output warped along the input's flow, blended
     with this frame's painting where the flow is trusted."""
 
-    def __init__(self, alpha: float = DEFAULT_ALPHA, scale: float = 0.5) -> None:
+    def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
         self.alpha = alpha
-        self.flows = FlowField(scale=scale)
+        self.flows = FlowField()
         self._prev_out: np.ndarray | None = None
 
     def __call__(self, frame: np.ndarray, painted: np.ndarray) -> np.ndarray:
@@ -130,20 +121,25 @@ class PerFrame:
         return painted
 
 
-def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> float:
-    """Lai et al.'s temporal warping error of ``outputs`` (uint8 RGB frames), with
-    flow and occlusion masks from ``inputs`` (the source frames, same sizes).
-    Passing the inputs as outputs gives the source clip's own error."""
-    field = FlowField(preset=cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, scale=1.0)
-    total, count = 0.0, 0
-    prev: np.ndarray | None = None
-    for frame, out in zip(inputs, outputs, strict=True):
-        step = field.step(frame)
-        now = out.astype(np.float32) / 255.0
-        if step is not None and prev is not None:
-            flow, mask = step
-            diff = ((now - warp(prev, flow)) ** 2).sum(-1)
-            total += float((mask * diff).sum() / max(1.0, mask.sum()))
-            count += 1
-        prev = now
-    return total / count if count else 0.0
+Blend = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A consistency method: whether frames share norm statistics, and the blend
+    that runs after painting (input frame, painted frame) -> output frame."""
+
+    name: str
+    shared_stats: bool
+    blend: Callable[[], Blend]
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("none", False, PerFrame),
+        Method("stats", True, PerFrame),
+        Method("flow", False, FlowBlend),
+        Method("stats+flow", True, FlowBlend),
+    )
+}
