@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from totoshka.jobs import JobQueue, JobState, TooManyPending
-from totoshka.jobs.celery_mode import TASK_NAME, CeleryJobQueue
+from totoshka.jobs.celery_mode import LANES, TASK_NAME, CeleryJobQueue, lane_config
 from totoshka.jobs.celery_settings import CeleryConfig
 
 HERE = Path(__file__).parent
@@ -75,14 +75,21 @@ def worker_env(cfg: CeleryConfig) -> dict[str, str]:
 class Worker:
     """``celery -A totoshka.jobs.celery_worker worker`` as a subprocess."""
 
-    def __init__(self, cfg: CeleryConfig, log: Path, *, via_run_worker: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: CeleryConfig,
+        log: Path,
+        *,
+        via_run_worker: bool = False,
+        lanes: tuple[str, ...] = LANES,
+    ) -> None:
         self.log = log
         self._log_file = log.open("w")
         # Either the documented CLI or `run_worker()` (what `totoshka worker` calls).
         run_worker = (
             "from totoshka.jobs.celery_mode import run_worker;"
             " from totoshka.jobs.celery_settings import CeleryConfig;"
-            " run_worker(CeleryConfig(), concurrency=1,"
+            f" run_worker(CeleryConfig(), concurrency=1, lanes={lanes!r},"
             " extra_args=['--without-gossip', '--without-mingle', '--without-heartbeat'])"
         )
         argv = (
@@ -141,7 +148,8 @@ def cleanup(cfg: CeleryConfig, q: CeleryJobQueue) -> None:
         q.store.r.delete(key)
     if cfg.broker_url.startswith("amqp"):
         with q.app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(cfg.queue)
+            for lane in LANES:
+                conn.default_channel.queue_delete(lane_config(cfg, lane).queue)
     else:
         broker = redis.Redis.from_url(cfg.broker_url)
         for key in broker.scan_iter(match=f"*{cfg.queue}*"):  # the queue + kombu bindings
@@ -350,3 +358,36 @@ def test_job_that_kills_its_worker_every_time_stops_looping(
         assert okj is not None and okj.state is JobState.DONE
     finally:
         cleanup(cfg, q)
+
+
+def test_a_clip_lane_never_holds_up_photos(redis_alive: None, tmp_path: Path) -> None:
+    """One worker per lane, on one host (RabbitMQ: unique hostnames): a clip painting
+    for ever on the clips' worker, and the photos behind it still go through; no
+    worker takes the other lane's jobs."""
+    cfg = make_config(RABBIT_URL)
+    photos, clips = CeleryJobQueue(cfg), CeleryJobQueue(cfg, lane="clips")
+    d = str(tmp_path)
+    workers = []
+    try:
+        clip = clips.submit("A", {"dir": d, "name": "clip", "kind": "hang"}).job_id
+        shots = [photos.submit(u, {"dir": d, "name": f"photo-{u}"}).job_id for u in "AB"]
+        workers.append(Worker(cfg, tmp_path / "photos.log", via_run_worker=True, lanes=("photos",)))
+        wait_until(lambda: photos.stats()["done"] == 2, "the photos")
+        assert clips.stats()["queued"] == 1  # the photos' worker left the clip alone
+        workers.append(Worker(cfg, tmp_path / "clips.log", via_run_worker=True, lanes=("clips",)))
+        hang = tmp_path / "hang.pid"
+        wait_until(hang.exists, "the clip to start painting")
+        late = photos.submit("B", {"dir": d, "name": "photo-late"}).job_id
+        wait_until(lambda: photos.stats()["done"] == 3, "a photo sent while the clip paints")
+        assert clips.stats()["running"] == 1
+        os.kill(int(hang.read_text()), signal.SIGKILL)  # ends the clip's first attempt
+        wait_until(lambda: clips.stats()["done"] == 1, "the clip, on its second attempt")
+        record = photos.get(late)
+        assert record is not None and record.state is JobState.DONE
+        assert all(photos.get(j).state is JobState.DONE for j in shots)  # type: ignore[union-attr]
+        assert clips.get(clip).state is JobState.DONE  # type: ignore[union-attr]
+    finally:
+        for worker in workers:
+            worker.stop()
+        cleanup(cfg, photos)
+        cleanup(cfg, clips)

@@ -67,9 +67,11 @@ class BotApp:
         self.stylizer_factory = stylizer_factory or self.engine.stylizer
         self.queue: Any = wiring.make_queue(settings, celery)
         self.board = StatusBoard(self.bot, self.queue, self.texts) if self.embedded else None
-        self.clip_queue: Any = wiring.make_clip_queue(settings)
+        self.clip_queue: Any = wiring.make_clip_queue(settings, celery)
         self.clip_board = (
-            StatusBoard(self.bot, self.clip_queue, self.texts) if self.clip_queue else None
+            StatusBoard(self.bot, self.clip_queue, self.texts)
+            if self.clip_queue and self.embedded
+            else None
         )
         self.retry = wiring.retry_policy(settings)  # one policy for every Bot API call
         styles = self.engine.offered_styles()

@@ -75,12 +75,16 @@ def make_queue(settings: Settings, celery: CeleryConfig | None = None) -> JobQue
     return CeleryJobQueue(celery or celery_config(settings))
 
 
-def make_clip_queue(settings: Settings) -> JobQueue | None:
-    """The clips' own lane in the embedded mode: a second SQLite queue beside the
-    photos' one, served by its own workers (`Settings.clip_lane`). Celery mode and a
-    disabled lane put clips in the one queue."""
-    if settings.jobs_backend != "embedded" or not settings.clip_lane:
+def make_clip_queue(settings: Settings, celery: CeleryConfig | None = None) -> JobQueue | None:
+    """The clips' own lane (`Settings.clip_lane`; off: clips share the one queue). In
+    the embedded mode a second SQLite queue beside the photos' one, served by its own
+    workers; in Celery mode its own broker queue and Redis lines (`celery_mode.LANES`)."""
+    if not settings.clip_lane:
         return None
+    if settings.jobs_backend != "embedded":
+        from totoshka.jobs.celery_mode import CeleryJobQueue
+
+        return CeleryJobQueue(celery or celery_config(settings), lane="clips")
     path = settings.queue_path
     path.parent.mkdir(parents=True, exist_ok=True)
     return SQLiteJobQueue(path.with_name(f"{path.stem}-clips{path.suffix}"))

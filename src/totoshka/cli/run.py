@@ -90,12 +90,21 @@ def worker(
         int | None, typer.Option(min=1, help="Worker processes (default: one per two cores).")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    lane: Annotated[
+        str,
+        typer.Option(
+            help="Jobs to take: photos, clips or all. One worker per lane: no clip "
+            "ever holds up a photo."
+        ),
+    ] = "all",
 ) -> None:
     """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode."""
     settings = _settings(jobs_backend="celery")
     from totoshka.bot.wiring import WORKER_HANDLERS, celery_config
-    from totoshka.jobs.celery_mode import run_worker
+    from totoshka.jobs.celery_mode import LANES, run_worker
 
+    if lane not in (*LANES, "all"):
+        raise typer.BadParameter(f"one of: {', '.join(LANES)}, all", param_hint="--lane")
     install_redaction(settings.token())
     announce_inference(settings)
     run_worker(
@@ -103,6 +112,7 @@ def worker(
         handler_factory=WORKER_HANDLERS,
         concurrency=concurrency,
         loglevel=loglevel,
+        lanes=LANES if lane == "all" else (lane,),
     )
 
 

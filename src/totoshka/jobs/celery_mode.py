@@ -72,6 +72,23 @@ from totoshka.jobs.redis_store import RedisJobStore
 log = logging.getLogger(__name__)
 
 TASK_NAME = "totoshka.jobs.run"
+#: Each lane has its own broker queue, token task and Redis lines: a worker process
+#: painting a minute-long clip holds no photo's token, and a worker started for one
+#: lane (``totoshka worker --lane photos``) never takes the other's jobs.
+LANES = ("photos", "clips")
+
+
+def lane_config(config: CeleryConfig, lane: str) -> CeleryConfig:
+    """The photos' lane is `config` itself; the clips' has ``-clips`` and ``:clips``."""
+    if lane == "photos":
+        return config
+    return config.model_copy(
+        update={"queue": f"{config.queue}-{lane}", "prefix": f"{config.prefix}:{lane}"}
+    )
+
+
+def lane_task(lane: str) -> str:
+    return TASK_NAME if lane == "photos" else f"{TASK_NAME}_{lane}"
 
 
 HandlerFactory = Callable[[], Any]
@@ -117,7 +134,7 @@ class _Runtime:
     def _clear(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.handlers: JobHandlers | None = None
-        self.store: RedisJobStore | None = None
+        self.stores: dict[str, RedisJobStore] = {}  # one per lane's prefix
         self.cpu: ThreadPoolExecutor | None = None
         self.pid = 0
 
@@ -139,12 +156,12 @@ class _Runtime:
             self.cpu.shutdown(wait=False, cancel_futures=True)
         self._clear()
 
-    def ensure(self) -> tuple[asyncio.AbstractEventLoop, JobHandlers, RedisJobStore]:
+    def ensure(self, prefix: str) -> tuple[asyncio.AbstractEventLoop, JobHandlers, RedisJobStore]:
         if self.pid != os.getpid():  # first use in this (forked) process
             self._clear()
             self.pid = os.getpid()
-        if self.store is None:
-            self.store = RedisJobStore.from_url(self.config.redis_url, self.config.prefix)
+        if prefix not in self.stores:
+            self.stores[prefix] = RedisJobStore.from_url(self.config.redis_url, prefix)
         if self.loop is None:
             self.loop = asyncio.new_event_loop()
         if self.handlers is None:
@@ -157,7 +174,7 @@ class _Runtime:
         if self.cpu is None:
             threads = self.config.cpu_workers or self.handlers.cpu_workers or default_cpu_workers()
             self.cpu = ThreadPoolExecutor(threads, thread_name_prefix="totoshka-cpu")
-        return self.loop, self.handlers, self.store
+        return self.loop, self.handlers, self.stores[prefix]
 
 
 def _fail(
@@ -181,7 +198,8 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
     """A Celery app configured for long, at-least-once jobs, with its task.
 
     The bot side needs no handler (it only sends tokens); a worker gets one here or
-    by ``config.handler_factory``, built once in each worker process on first use.
+    by ``config.handler_factory``, built once in each worker process on first use
+    and shared by the lanes' tasks.
     """
     app = Celery("totoshka")
     _apply(app, config)
@@ -190,9 +208,17 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
     # the receiver is a closure).
     worker_process_shutdown.connect(lambda **_: runtime.reset(), weak=False)
 
+    for lane in LANES:
+        _token_task(app, config, runtime, lane)
+    return app
+
+
+def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str) -> None:
+    prefix = lane_config(config, lane).prefix
+
     @app.task(  # type: ignore[untyped-decorator]
         bind=True,
-        name=TASK_NAME,
+        name=lane_task(lane),
         acks_late=True,
         reject_on_worker_lost=True,
         # Hard time limit: requeue, so the attempt counter (not a silent ack) ends it.
@@ -202,7 +228,7 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
     )
     def run_job(self: Task) -> str:
         """A token: run the next job in fair order (or resume the one this token holds)."""
-        loop, handlers, store = runtime.ensure()
+        loop, handlers, store = runtime.ensure(prefix)
         token = self.request.id
         job_id = store.claim(token)
         if job_id is None:
@@ -238,7 +264,7 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
         except Exception as exc:
             if isinstance(exc, SoftTimeLimitExceeded):
                 runtime.reset()  # the loop was interrupted mid-step; start clean next time
-                loop, handlers, store = runtime.ensure()
+                loop, handlers, store = runtime.ensure(prefix)
             failures = attempt - deferrals
             if failures >= config.max_attempts:
                 return _fail(loop, handlers, store, job, exc)
@@ -252,8 +278,6 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
         store.finish(job_id, JobState.DONE)
         return f"done {job_id}"
 
-    return app
-
 
 class CeleryJobQueue:
     """`JobQueue` for the bot when jobs run on Celery workers.
@@ -265,10 +289,13 @@ class CeleryJobQueue:
     mode — poll ``position`` to refresh status messages.
     """
 
-    def __init__(self, config: CeleryConfig, *, celery_app: Celery | None = None):
-        self.config = config
+    def __init__(
+        self, config: CeleryConfig, *, celery_app: Celery | None = None, lane: str = "photos"
+    ):
+        self.config = lane_config(config, lane)
+        self.task = lane_task(lane)
         self.app = celery_app or make_app(config)
-        self.store = RedisJobStore.from_url(config.redis_url, config.prefix)
+        self.store = RedisJobStore.from_url(config.redis_url, self.config.prefix)
 
     def submit(
         self,
@@ -283,7 +310,7 @@ class CeleryJobQueue:
         )
         if not duplicate:
             try:
-                self.app.send_task(TASK_NAME, queue=self.config.queue)
+                self.app.send_task(self.task, queue=self.config.queue)
             except Exception as exc:
                 self.store.cancel_job(job_id, f"broker unavailable: {exc}")
                 raise
@@ -319,8 +346,11 @@ def run_worker(
     concurrency: int | None = None,
     loglevel: str = "INFO",
     extra_args: list[str] | None = None,
+    lanes: tuple[str, ...] = LANES,
 ) -> None:
-    """Run a Celery worker in this process until it is stopped (``totoshka worker``).
+    """Run a Celery worker in this process until it is stopped (``totoshka worker``),
+    taking the jobs of `lanes` (both by default; one worker per lane keeps a clip
+    from ever holding up a photo).
 
     ``concurrency`` = worker processes; by default one per two cores, since each
     process runs one inference at a time. (Batching same-style jobs on one GPU
@@ -329,7 +359,9 @@ def run_worker(
     app = make_app(config, handler_factory)
     argv = [
         "worker",
-        f"--queues={config.queue}",
+        "--queues=" + ",".join(lane_config(config, lane).queue for lane in lanes),
+        # unique per process: two workers on one host must not share RabbitMQ's pidbox
+        f"--hostname=totoshka-{'-'.join(lanes)}-{os.getpid()}@%h",
         f"--concurrency={concurrency or default_cpu_workers()}",
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",
