@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
+from PIL import Image
 
 from totoshka.emulator.app import bot_id_from_token
 from totoshka.emulator.state import World
@@ -104,6 +106,46 @@ async def test_photo_upload_through_the_page_origin(
     assert response.status == 200, await response.text()
     update = world.bot(BOT_ID).updates[-1]["message"]
     assert update["photo"][-1]["width"] > 0
+
+
+async def test_clips_and_stickers_upload_as_their_kinds(page: tuple[TestClient, World]) -> None:
+    """The page uploads a GIF as an animation, a video as a video or a round video note,
+    a WebP as a sticker (one multipart part named after the kind, as app.js does); the
+    bot gets each as Telegram would hand it over."""
+    av = pytest.importorskip("av")
+    client, world = page
+    user = world.add_user("Emma")
+    frames = [Image.new("RGB", (48, 32), (i * 40, 90, 200)) for i in range(6)]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    webp = io.BytesIO()
+    Image.new("RGBA", (512, 256), (255, 0, 0, 128)).save(webp, "WEBP")
+    mp4 = io.BytesIO()
+    with av.open(mp4, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_image(frame.resize((64, 64)))))
+        out.mux(stream.encode(None))
+    uploads = [
+        ("animation", gif.getvalue(), "cat.gif", "image/gif"),
+        ("video", mp4.getvalue(), "walk.mp4", "video/mp4"),
+        ("video_note", mp4.getvalue(), "walk.mp4", "video/mp4"),
+        ("sticker", webp.getvalue(), "hi.webp", "image/webp"),
+    ]
+    for kind, data, name, mime in uploads:
+        form = FormData()
+        form.add_field(kind, data, filename=name, content_type=mime)
+        response = await client.post(f"/_emulator/users/{user.id}/{kind}", data=form)
+        assert response.status == 200, await response.text()
+    animation, video, note, sticker = (u["message"] for u in world.bot(BOT_ID).updates[-4:])
+    assert animation["animation"]["mime_type"] == "video/mp4"  # a GIF becomes an MP4
+    assert animation["document"]["file_id"] == animation["animation"]["file_id"]
+    assert (video["video"]["width"], video["video"]["height"]) == (64, 64)
+    assert note["video_note"]["length"] == 64 and "video" not in note
+    assert (sticker["sticker"]["width"], sticker["sticker"]["is_video"]) == (512, False)
+    played = await client.get(f"/_emulator/files/{animation['animation']['file_id']}")
+    assert played.content_type == "video/mp4"  # what <video> needs to play it
 
 
 def test_generated_token_is_accepted_by_the_emulator() -> None:

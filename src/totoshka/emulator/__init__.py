@@ -24,12 +24,13 @@ Pieces (one job per module):
   first use so the server never loads it);
 * :mod:`.faults` – injected 429/5xx/slow answers and the call log;
 * :mod:`.limits`, :mod:`.errors`, :mod:`.media`, :mod:`.text`, :mod:`.markup`,
-  :mod:`.attachments`, :mod:`.params`, :mod:`.webhook` – Telegram's rules.
+  :mod:`.attachments`, :mod:`.clips`, :mod:`.params`, :mod:`.webhook` – Telegram's rules.
 
 Deliberate differences from Telegram: only private chats; any token whose bot
 id is the number before ``:``; file ids are valid for every bot; webhook URLs may
 be plain ``http://`` and are retried quickly; no flood limits unless injected;
-files sent by URL cannot be fetched ("failed to get HTTP URL content").
+files sent by URL cannot be fetched ("failed to get HTTP URL content"); without
+PyAV a GIF animation stays a GIF and clips carry only the sizes they were sent with.
 """
 
 from typing import Any

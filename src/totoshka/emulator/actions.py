@@ -9,6 +9,7 @@ and in-process callers share these functions.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import secrets
@@ -34,10 +35,28 @@ def control_error(description: str, status: int = 400) -> BotApiError:
     return BotApiError(status, description)
 
 
-def _sticker_stub() -> bytes:
+# An EBML header naming the "webm" doc type: enough for Telegram to call it a video sticker.
+_WEBM_STUB = bytes.fromhex(
+    "1a45dfa39f4286810142f7810142f2810442f381084282847765626d4287810242858102"
+)
+_CAPTIONLESS = ("sticker", "video_note")
+
+
+def _sticker_stub(is_animated: bool = False, is_video: bool = False) -> bytes:
+    if is_animated:
+        lottie = b'{"v":"5.5.2","fr":60,"ip":0,"op":60,"w":512,"h":512,"layers":[]}'
+        return gzip.compress(lottie)
+    if is_video:
+        return _WEBM_STUB
     buffer = io.BytesIO()
     Image.new("RGBA", (512, 512), (255, 200, 0, 255)).save(buffer, "WEBP")
     return buffer.getvalue()
+
+
+def _stub(kind: str, attributes: dict[str, Any]) -> bytes:
+    if kind == "sticker":
+        return _sticker_stub(bool(attributes.get("is_animated")), bool(attributes.get("is_video")))
+    return _OGG_STUB if kind == "voice" else _MP4_STUB
 
 
 @dataclass(slots=True)
@@ -117,16 +136,17 @@ class UserActions:
         media_group_id: str | None = None,
         **attributes: Any,
     ) -> Message:
-        """document / sticker / voice / video / audio; ``data=None`` sends a small stub."""
+        """document / sticker / voice / video / video_note / animation / audio.
+
+        ``data=None`` sends a small stub that no decoder reads, so its sizes are the
+        caller's ``attributes``; real bytes are looked into as Telegram does.
+        """
         if data is None:
-            data = {"sticker": _sticker_stub, "voice": lambda: _OGG_STUB}.get(
-                kind, lambda: _MP4_STUB
-            )()
-        media = await self._attachments().media(
+            data = _stub(kind, attributes)
+        content = await self._attachments().content(
             kind, Upload(data, file_name, mime_type), **attributes
         )
-        content: dict[str, Any] = {kind: media}
-        if kind != "sticker":
+        if kind not in _CAPTIONLESS:
             content.update(self._caption(caption))
         return self._post(content, media_group_id=media_group_id)
 

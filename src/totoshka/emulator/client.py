@@ -12,6 +12,9 @@ Usage in a test (``server`` from :class:`~totoshka.emulator.server.EmulatorServe
         image = await client.download(result.largest_photo.file_id)
         await client.inject_fault("sendPhoto", status=429, retry_after=1, count=2)
         sent = await client.calls("sendPhoto")        # [CallRecord], to count successes
+        await user.send_animation(gif_bytes, "cat.gif")   # also send_video, send_video_note,
+        clip = await user.wait_for_message(lambda m: m.animation, timeout=60)  # send_sticker
+        mp4 = await client.download(clip.file_id)     # clip.kind == "animation"
 
 Messages come back as aiogram's own types (:class:`ChatMessage` is aiogram's
 ``Message`` plus the chat facts the control API adds), so a test reads them as a
@@ -63,13 +66,29 @@ class ChatMessage(Message):
     def largest_photo(self) -> PhotoSize | None:
         return self.photo[-1] if self.photo else None
 
+    @property
+    def kind(self) -> str:
+        """What the message is, as a bot would dispatch it: an animation before its
+        ``document`` twin; "text" for text, "other" for the rest."""
+        for name in _KINDS:
+            if getattr(self, name):
+                return name
+        return "text" if self.text is not None else "other"
+
+    @property
+    def file_id(self) -> str | None:
+        """The file of :attr:`kind` (a photo's largest size), for ``client.download``."""
+        media = self.largest_photo if self.photo else getattr(self, self.kind, None)
+        return getattr(media, "file_id", None)
+
     def __repr__(self) -> str:
-        what = self.text or self.caption or ("<photo>" if self.photo else "<media>")
+        what = self.text or self.caption or f"<{self.kind}>"
         who = "bot" if self.from_bot else "user"
         return f"<ChatMessage #{self.message_id} {who} {what!r} edits={self.edit_count}>"
 
 
 MessagePredicate = Callable[[ChatMessage], Any]
+_KINDS = ("photo", "animation", "video", "video_note", "sticker", "voice", "audio", "document")
 
 
 class EmulatorClient:
@@ -282,21 +301,101 @@ class SimUser:
             form.add_field("caption", caption)
         return await self._send("document", data=form)
 
-    async def send_media(self, kind: str, data: bytes | None = None, **fields: Any) -> Message:
-        """sticker / voice / video / audio; without ``data`` a small stub file is sent."""
-        payload: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
-        if data is not None:
-            payload["data"] = base64.b64encode(data).decode()
-        return await self._send(kind, json=payload)
+    async def send_media(
+        self,
+        kind: str,
+        data: bytes | None = None,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        **fields: Any,
+    ) -> Message:
+        """Any kind, ``fields`` as the control API names them (``None`` ones left out).
 
-    async def send_sticker(self, emoji: str = "🙂") -> Message:
-        return await self.send_media("sticker", emoji=emoji)
+        ``data`` goes as a multipart part named after the kind, as a Telegram app
+        uploads it; the emulator looks into it (sizes, length, thumbnail; a GIF
+        animation becomes an MP4) and numbers given in ``fields`` win. Without
+        ``data`` a small stub goes, described by the given numbers alone.
+        """
+        given = {name: value for name, value in fields.items() if value is not None}
+        if data is None:
+            return await self._send(kind, json=given)
+        form = aiohttp.FormData({name: str(value) for name, value in given.items()})
+        form.add_field(
+            kind,
+            data,
+            filename=file_name or kind,
+            content_type=mime_type or "application/octet-stream",
+        )
+        return await self._send(kind, data=form)
+
+    async def send_sticker(
+        self,
+        emoji: str = "🙂",
+        *,
+        data: bytes | None = None,
+        file_name: str = "sticker.webp",
+        is_animated: bool | None = None,
+        is_video: bool | None = None,
+    ) -> Message:
+        """A sticker: still WebP, animated .tgs or video WebM, told apart by its bytes
+        (without ``data``, ``is_animated``/``is_video`` choose the stub's format)."""
+        return await self.send_media(
+            "sticker", data, file_name, emoji=emoji, is_animated=is_animated, is_video=is_video
+        )
 
     async def send_voice(self, duration: int = 2) -> Message:
         return await self.send_media("voice", duration=duration)
 
-    async def send_video(self, width: int = 640, height: int = 360, duration: int = 3) -> Message:
-        return await self.send_media("video", width=width, height=height, duration=duration)
+    async def send_video(
+        self,
+        data: bytes | None = None,
+        file_name: str = "video.mp4",
+        *,
+        caption: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        duration: int | None = None,
+    ) -> Message:
+        """A video (MP4, WebM, MOV; with sound or without); no ``data``: a 640×360, 3 s stub."""
+        if data is None:
+            width, height, duration = width or 640, height or 360, duration or 3
+        return await self.send_media(
+            "video", data, file_name, caption=caption, width=width, height=height, duration=duration
+        )
+
+    async def send_animation(
+        self,
+        data: bytes | None = None,
+        file_name: str = "animation.gif",
+        *,
+        caption: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        duration: int | None = None,
+    ) -> Message:
+        """A GIF (it arrives as a silent MP4 ``animation`` plus ``document``, as on Telegram)
+        or a silent MP4; no ``data``: a 320×240, 2 s stub."""
+        if data is None:
+            width, height, duration = width or 320, height or 240, duration or 2
+        return await self.send_media(
+            "animation",
+            data,
+            file_name,
+            caption=caption,
+            width=width,
+            height=height,
+            duration=duration,
+        )
+
+    async def send_video_note(
+        self, data: bytes | None = None, *, length: int | None = None, duration: int | None = None
+    ) -> Message:
+        """A round video message (a square MP4); no ``data``: a 240 px, 2 s stub."""
+        if data is None:
+            length, duration = length or 240, duration or 2
+        return await self.send_media(
+            "video_note", data, "video_note.mp4", "video/mp4", length=length, duration=duration
+        )
 
     async def send_album(
         self, photos: list[bytes], captions: list[str | None] | None = None

@@ -21,8 +21,14 @@ Routes (``{uid}`` is a user id = their private chat id):
   ``photo`` → same.
 * ``POST /_emulator/users/{uid}/document`` ``{data, file_name?, mime_type?,
   caption?}`` or multipart part ``document`` → same.
-* ``POST /_emulator/users/{uid}/{kind}`` for sticker | voice | video | audio;
-  ``data`` optional (a stub is sent), ``emoji``, ``width``, ``height``, ``duration``.
+* ``POST /_emulator/users/{uid}/{kind}`` for animation | video | video_note | sticker
+  | voice | audio: multipart part ``{kind}`` or base64 ``data``, ``file_name?``,
+  ``caption?`` (not for stickers and video notes), ``width``, ``height``,
+  ``duration``, ``length`` (video notes), ``emoji``, ``is_animated``/``is_video``
+  (stickers) → same. The file is looked into as Telegram does: real sizes and
+  length, a thumbnail, a GIF animation re-encoded as a silent MP4 (with PyAV), a
+  sticker's format from its bytes (WebP, .tgs, WebM); given numbers win. Without a
+  file a small stub is sent and only the given numbers describe it.
 * ``POST /_emulator/users/{uid}/album`` ``{items: [{type, data, caption?,
   file_name?}]}`` or multipart, one file part per item (each its own part name) →
   ``{messages, media_group_id}``.
@@ -74,7 +80,7 @@ from totoshka.emulator.state import BotAccount, ChatEvent, Message, World
 log = logging.getLogger(__name__)
 
 PREFIX = "/_emulator"
-_MEDIA_KINDS = ("document", "sticker", "voice", "video", "audio")
+_MEDIA_KINDS = ("document", "sticker", "voice", "video", "video_note", "animation", "audio")
 _FAULT_FIELDS: dict[str, Any] = {
     "status": int,
     "retry_after": int,
@@ -240,7 +246,9 @@ class ControlApi:
             file_name=params.string("file_name") or (upload and upload.filename),
             mime_type=params.string("mime_type") or (upload and upload.content_type),
             caption=params.string("caption"),
-            **media_attributes(params, "emoji", "width", "height", "duration"),
+            is_animated=params.flag("is_animated"),
+            is_video=params.flag("is_video"),
+            **media_attributes(params, "emoji", "width", "height", "duration", "length"),
         )
         return _ok(self._sent(message))
 

@@ -86,6 +86,7 @@ FILE_TOO_BIG = "file is too big"
 BUTTON_DATA_INVALID = "BUTTON_DATA_INVALID"
 PHOTO_INVALID_DIMENSIONS = "PHOTO_INVALID_DIMENSIONS"
 IMAGE_PROCESS_FAILED = "IMAGE_PROCESS_FAILED"
+VIDEO_NOTE_LENGTH = "wrong video note length"
 QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 WEBHOOK_ACTIVE = (
     "can't use getUpdates method while webhook is active; use deleteWebhook to delete "

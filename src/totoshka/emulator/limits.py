@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MB = 1 << 20
+# Fixed by the Bot API server and TDLib, not by a deployment: widths, heights and
+# lengths are clamped to VIDEO_MAX_SIDE, and a round video note must be narrower
+# than VIDEO_NOTE_MAX_LENGTH (TDLib: ``length >= 640`` is "Wrong video note length").
+VIDEO_MAX_SIDE = 10_000
+VIDEO_NOTE_MAX_LENGTH = 640
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +24,7 @@ class Limits:
 
     download_bytes: int = 20 * MB  # getFile refuses bigger files ("file is too big")
     photo_upload_bytes: int = 10 * MB  # sendPhoto multipart
-    upload_bytes: int = 50 * MB  # any other multipart file (413 above)
+    upload_bytes: int = 50 * MB  # any other multipart file: videos, GIFs, stickers (413 above)
     photo_max_width_plus_height: int = 10_000
     photo_max_aspect_ratio: float = 20.0
     text_chars: int = 4096  # after entity parsing, in UTF-16 code units

@@ -73,12 +73,3 @@ def photo_variants(data: bytes, boxes: tuple[int, ...], limits: Limits) -> list[
         if longest <= box:
             break
     return variants
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height of an image, or None when Pillow cannot read it (stickers, thumbs)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.width, image.height
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None

@@ -25,16 +25,27 @@ from totoshka.emulator.errors import (
     PHOTO_INVALID_DIMENSIONS,
     TEXT_EMPTY,
     TEXT_TOO_LONG,
+    VIDEO_NOTE_LENGTH,
     BotApiError,
     bad_request,
 )
+from totoshka.emulator.limits import VIDEO_MAX_SIDE, VIDEO_NOTE_MAX_LENGTH
 from totoshka.emulator.markup import parse_reply_markup
 from totoshka.emulator.params import Params
 from totoshka.emulator.state import Chat, Message
 from totoshka.emulator.text import parse_text, utf16_len
 
-_MEDIA_KINDS = ("photo", "document", "video", "audio", "sticker", "voice", "animation")
-_NUMERIC = ("width", "height", "duration")
+_MEDIA_KINDS = (
+    "photo",
+    "document",
+    "video",
+    "audio",
+    "sticker",
+    "voice",
+    "animation",
+    "video_note",
+)
+_NUMERIC = ("width", "height", "duration", "length")
 
 
 def attachments(call: Call) -> Attachments:
@@ -128,31 +139,51 @@ def media_attributes(params: Params, *names: str) -> dict[str, Any]:
     }
 
 
-def _media_sender(kind: str, *attributes: str) -> Handler:
-    """Handler for sendDocument / sendVideo / sendVoice / sendAudio / sendSticker."""
+def _media_sender(kind: str, *attributes: str, caption: bool = True) -> Handler:
+    """Handler for sendDocument / sendVideo / sendAnimation / sendVideoNote / sendSticker / ..."""
 
     async def handler(call: Call) -> dict[str, Any]:
-        caption = read_caption(call) if kind != "sticker" else {}
+        text = read_caption(call) if caption else {}
         markup = read_markup(call)
         values = media_attributes(call.params, *attributes)
-        media = await attachments(call).media(kind, call.params.file_param(kind), **values)
+        if kind == "video_note":
+            values["length"] = _video_note_length(call.params)
+        reference = call.params.file_param(kind)
+        content = await attachments(call).content(kind, reference, **values)
         chat = target_chat(call)
         reply_to = reply_target(call, chat)
-        return _post(call, chat, {kind: media, **caption}, markup, reply_to=reply_to).to_json()
+        content.update(text)
+        if kind in ("video", "animation") and call.params.flag("has_spoiler"):
+            content["has_media_spoiler"] = True
+        return _post(call, chat, content, markup, reply_to=reply_to).to_json()
 
     handler.__name__ = f"send_{kind}"
     return handler
 
 
+def _video_note_length(params: Params) -> int | None:
+    """The Bot API clamps ``length`` to 0..10000; TDLib then refuses a round video of 640 px
+    or more ("wrong video note length"), whatever the file really is."""
+    length = params.get("length", int)
+    if length is None:
+        return None
+    length = min(max(length, 0), VIDEO_MAX_SIDE)
+    if length >= VIDEO_NOTE_MAX_LENGTH:
+        raise bad_request(VIDEO_NOTE_LENGTH)
+    return length or None
+
+
 send_document = _media_sender("document")
 send_video = _media_sender("video", "width", "height", "duration")
+send_animation = _media_sender("animation", "width", "height", "duration")
+send_video_note = _media_sender("video_note", "duration", caption=False)
 send_voice = _media_sender("voice", "duration")
 send_audio = _media_sender("audio", "duration", "performer", "title")
-send_sticker = _media_sender("sticker", "emoji")
+send_sticker = _media_sender("sticker", "emoji", caption=False)
 
 
-async def _input_media(call: Call, item: Any) -> dict[str, Any]:
-    """One InputMedia object → message content (media + caption)."""
+async def _input_media(call: Call, item: Any, *, in_album: bool = True) -> dict[str, Any]:
+    """One InputMedia object → message content (media + caption); albums take no GIFs."""
     if not isinstance(item, dict) or "type" not in item:
         raise bad_request("can't parse InputMedia: media not found")
     kind = item["type"]
@@ -164,9 +195,9 @@ async def _input_media(call: Call, item: Any) -> dict[str, Any]:
     store = attachments(call)
     if kind == "photo":
         content: dict[str, Any] = {"photo": await store.photo(reference)}
-    elif kind in ("document", "video", "audio"):
+    elif kind in ("document", "video", "audio") or (kind == "animation" and not in_album):
         attributes = media_attributes(fields, "width", "height", "duration", "performer", "title")
-        content = {kind: await store.media(kind, reference, **attributes)}
+        content = await store.content(kind, reference, **attributes)
     elif kind == "animation":
         raise bad_request(
             "can't parse InputMedia: type \"animation\" can't be used in sendMediaGroup"
@@ -274,7 +305,8 @@ async def edit_message_media(call: Call) -> dict[str, Any]:
     markup = read_inline_markup(call)
     if not any(kind in message.content for kind in _MEDIA_KINDS):
         raise bad_request("there is no media in the message to edit")
-    content = await _input_media(call, call.params.json_value("media", "input media"))
+    item = call.params.json_value("media", "input media")
+    content = await _input_media(call, item, in_album=False)
     drop = (*_MEDIA_KINDS, "caption", "caption_entities", "has_media_spoiler")
     return _apply_edit(chat, message, content, markup, drop=drop)
 

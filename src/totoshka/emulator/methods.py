@@ -238,8 +238,15 @@ async def send_chat_action(call: Call) -> bool:
 
 
 async def get_chat(call: Call) -> dict[str, Any]:
+    """ChatFullInfo of a private chat, with every field its models require.
+
+    Current aiogram refuses an answer whose ``accepted_gift_types`` lacks
+    ``gifts_from_channels`` (a field of a recent Bot API), so it is always sent.
+    """
     chat = target_chat(call)
     data = chat.user.chat_json()
+    if chat.user.username:
+        data["active_usernames"] = [chat.user.username]
     data.update(
         accent_color_id=0,
         max_reaction_count=11,
@@ -248,6 +255,7 @@ async def get_chat(call: Call) -> dict[str, Any]:
             "limited_gifts": True,
             "unique_gifts": True,
             "premium_subscription": True,
+            "gifts_from_channels": True,
         },
     )
     return data
@@ -289,6 +297,8 @@ METHODS = _table(
     ("sendPhoto", messaging.send_photo),
     ("sendDocument", messaging.send_document),
     ("sendVideo", messaging.send_video),
+    ("sendAnimation", messaging.send_animation),
+    ("sendVideoNote", messaging.send_video_note),
     ("sendVoice", messaging.send_voice),
     ("sendAudio", messaging.send_audio),
     ("sendSticker", messaging.send_sticker),

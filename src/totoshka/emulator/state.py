@@ -102,7 +102,7 @@ class User:
 class StoredFile:
     file_id: str
     file_unique_id: str
-    kind: str  # photo, document, sticker, voice, video, video_note, audio, thumbnail
+    kind: str  # photo, document, sticker, voice, video, video_note, animation, audio, thumbnail
     data: bytes
     file_name: str | None = None
     mime_type: str | None = None
@@ -111,6 +111,10 @@ class StoredFile:
     duration: int | None = None
     file_path: str | None = None
     photo_set: str | None = None  # every size of one photo shares this key
+    # A sticker's format: "static" (WebP), "animated" (.tgs) or "video" (WebM).
+    sticker_format: str | None = None
+    # The preview Telegram made at upload; a file_id sent again shows the same one.
+    thumbnail: StoredFile | None = None
 
     @property
     def size(self) -> int:
@@ -135,6 +139,7 @@ _KIND_PREFIX = {
     "audio": "CQAC",
     "thumbnail": "AAMC",
     "video_note": "DQAC",
+    "animation": "CgAC",
 }
 _PATH_FOLDER = {
     "photo": "photos",
@@ -145,6 +150,16 @@ _PATH_FOLDER = {
     "audio": "music",
     "thumbnail": "thumbnails",
     "video_note": "video_notes",
+    "animation": "animations",
+}
+_MIME_EXTENSION = {
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/jpeg": ".jpg",
+    "application/x-tgsticker": ".tgs",
 }
 
 
@@ -190,6 +205,8 @@ class FileStore:
                 extension = "." + stored.file_name.rsplit(".", 1)[1]
             elif stored.kind == "voice":
                 extension = ".oga"
+            elif stored.mime_type in _MIME_EXTENSION:
+                extension = _MIME_EXTENSION[stored.mime_type]
             folder = _PATH_FOLDER.get(stored.kind, "documents")
             stored.file_path = f"{folder}/file_{next(self._paths)}{extension}"
             self._by_path[stored.file_path] = stored

@@ -53,7 +53,8 @@ const api = {
   sendText(userId, text) { return this.call("POST", `${CONTROL}/users/${userId}/text`, { text }); },
   async sendFiles(userId, kind, files, caption) {
     if (files.length === 1) {
-      // One file: a multipart upload, the part named after the kind (photo | document).
+      // One file: a multipart upload, the part named after the kind (photo | document |
+      // animation | video | video_note | sticker); the emulator looks into clips itself.
       const form = new FormData();
       form.set(kind, files[0], files[0].name);
       if (caption) form.set("caption", caption);
@@ -91,6 +92,7 @@ const UI = {
   en: {
     new_user: "New user", new_user_title: "Start over as a new Telegram user",
     attach_photo: "🖼️ Photo (compressed)", attach_file: "📄 File (original quality)",
+    attach_clip: "🎞️ GIF, video or sticker", attach_note: "⭕ Round video message",
     placeholder: "Message  (try /start)", drop_photo: "Drop here to send as a photo",
     drop_file: "Drop here to send as a file (original quality)",
     bot: "bot", waiting: "waiting for the server…", blocked: "you blocked the bot",
@@ -101,6 +103,7 @@ const UI = {
   ru: {
     new_user: "Новый пользователь", new_user_title: "Начать заново другим пользователем Telegram",
     attach_photo: "🖼️ Фото (сжатое)", attach_file: "📄 Файл (исходное качество)",
+    attach_clip: "🎞️ GIF, видео или стикер", attach_note: "⭕ Видеосообщение (кружок)",
     placeholder: "Сообщение  (например, /start)", drop_photo: "Бросьте сюда, чтобы отправить фото",
     drop_file: "Бросьте сюда, чтобы отправить файлом (исходное качество)",
     bot: "бот", waiting: "ждём сервер…", blocked: "вы заблокировали бота",
@@ -221,6 +224,51 @@ function photoUrl(sizes) {
   return api.fileUrl((fit.length ? fit[fit.length - 1] : sorted[0]).file_id);
 }
 
+/* A clip as Telegram plays it: an animation starts by itself, muted and looped; a
+ * video waits for the play button; a video note is a round, muted loop that a tap
+ * unmutes. Without PyAV the emulator keeps a GIF as a GIF, which only <img> plays. */
+function clipElement(media, kind, caption) {
+  const url = api.fileUrl(media.file_id);
+  const alt = caption || kind.replace("_", " ");
+  if (kind === "animation" && !/^video\//.test(media.mime_type || "video/mp4")) {
+    return el("img", { class: "clip animation", src: url, alt, "data-file-id": media.file_id });
+  }
+  const poster = media.thumbnail ? api.fileUrl(media.thumbnail.file_id) : undefined;
+  const side = kind === "video_note" ? media.length : undefined;
+  const attrs = {
+    class: `clip ${kind.replace("_", "-")}`, src: url, poster, playsinline: true,
+    "data-file-id": media.file_id, "aria-label": alt,
+    width: side || media.width || undefined, height: side || media.height || undefined,
+  };
+  if (kind === "video") Object.assign(attrs, { controls: true, preload: "metadata" });
+  else Object.assign(attrs, { autoplay: true, loop: true, muted: true });
+  const video = el("video", attrs);
+  video.muted = kind !== "video"; // the attribute alone does not mute a script-made element
+  if (kind === "video_note") {
+    video.title = "Tap for sound";
+    video.addEventListener("click", () => { video.muted = !video.muted; video.play().catch(() => {}); });
+  }
+  return video;
+}
+
+/* Stickers have no bubble. A still one is a WebP <img>; a video sticker a looped WebM;
+ * an animated (.tgs, Lottie) one would need a Lottie player, so its emoji stands in. */
+function stickerElement(sticker) {
+  const url = api.fileUrl(sticker.file_id);
+  const alt = sticker.emoji || "sticker";
+  if (sticker.is_video) {
+    const video = el("video", { class: "sticker", src: url, autoplay: true, loop: true, muted: true,
+      playsinline: true, "aria-label": alt, "data-file-id": sticker.file_id });
+    video.muted = true;
+    return video;
+  }
+  if (sticker.is_animated) {
+    return el("span", { class: "sticker tgs", role: "img", "aria-label": alt, title: "animated sticker" }, alt);
+  }
+  return el("img", { class: "sticker", src: url, alt, "data-file-id": sticker.file_id,
+    width: sticker.width, height: sticker.height });
+}
+
 function renderKeyboard(message) {
   const rows = (message.reply_markup && message.reply_markup.inline_keyboard) || [];
   if (!rows.length) return null;
@@ -260,6 +308,19 @@ function renderBubble(message) {
     });
     img.addEventListener("click", () => openLightbox(api.fileUrl(largest.file_id)));
     bubble.append(img);
+  } else if (message.animation) {
+    // Telegram's GIFs are silent MP4s that play on their own, looped, like a GIF.
+    bubble.classList.add("media");
+    bubble.append(clipElement(message.animation, "animation", caption));
+  } else if (message.video) {
+    bubble.classList.add("media");
+    bubble.append(clipElement(message.video, "video", caption));
+  } else if (message.video_note) {
+    bubble.classList.add("media", "round");
+    bubble.append(clipElement(message.video_note, "video_note", caption));
+  } else if (message.sticker) {
+    bubble.classList.add("media", "sticker-bubble");
+    bubble.append(stickerElement(message.sticker));
   } else if (message.document) {
     const d = message.document;
     const url = api.fileUrl(d.file_id);
@@ -273,9 +334,7 @@ function renderBubble(message) {
         el("div", { class: "doc-size" }, humanSize(d.file_size), " · ",
           el("a", { href: url, download: d.file_name || "file", class: "download" }, "Download"),
           isImage ? [" · ", el("a", { href: url, target: "_blank", rel: "noopener" }, "Open")] : null))));
-  } else if (message.sticker) {
-    bubble.append(el("span", { class: "text" }, message.sticker.emoji || "[sticker]"));
-  } else if (message.voice || message.video || message.audio || message.video_note) {
+  } else if (message.voice || message.audio) {
     bubble.append(el("span", { class: "text" }, "[media]"));
   }
 
@@ -394,6 +453,8 @@ function setStatus(text, active) {
 const ACTIONS = {
   typing: "typing…", upload_photo: "sending a photo…", upload_document: "sending a file…",
   choose_sticker: "choosing a sticker…", record_voice: "recording voice…",
+  upload_video: "sending a video…", record_video_note: "recording a video message…",
+  upload_video_note: "sending a video message…",
 };
 function showAction(action) {
   setStatus(ACTIONS[action] || `${String(action).replace(/_/g, " ")}…`, true);
@@ -491,12 +552,34 @@ async function sendText(text) {
   }
 }
 
-async function sendFiles(kind, files) {
+/* What a Telegram app makes of a picked file. From the photo picker (or a drop that
+ * is not "as a file") a GIF goes as an animation and a video as a video; from the
+ * clip picker a WebP or .tgs goes as a sticker too; the round-video picker sends
+ * video notes; "as a file" keeps everything a document. */
+function kindOf(file, picked) {
+  if (picked === "document" || picked === "video_note") return picked;
+  const name = (file.name || "").toLowerCase();
+  const type = file.type || "";
+  if (type === "image/gif" || name.endsWith(".gif")) return "animation";
+  if (/^video\//.test(type) || /\.(mp4|webm|mov)$/.test(name)) return "video";
+  if (picked === "clip" && (type === "image/webp" || /\.(webp|tgs)$/.test(name))) return "sticker";
+  return "photo";
+}
+
+async function sendFiles(picked, files) {
   files = [...files];
   if (!files.length || !state.user) return;
   const caption = $("text").value.trim();
+  const kinds = files.map((file) => kindOf(file, picked));
   try {
-    await api.sendFiles(state.user.id, kind, files, caption);
+    if (kinds.every((k) => k === kinds[0]) && ["photo", "document"].includes(kinds[0])) {
+      await api.sendFiles(state.user.id, kinds[0], files, caption); // several: one album
+    } else {
+      // Clips and stickers go one message each, the caption with the first.
+      for (const [i, file] of files.entries()) {
+        await api.sendFiles(state.user.id, kinds[i], [file], i === 0 ? caption : "");
+      }
+    }
     if (caption) $("text").value = "";
   } catch (error) {
     toast(error.message, true);
@@ -613,9 +696,12 @@ function wire() {
     const item = e.target.closest("button[data-kind]");
     if (!item) return;
     toggleMenu("attach-menu", "attach", false);
-    $(item.dataset.kind === "photo" ? "photo-input" : "file-input").click();
+    const inputs = { photo: "photo-input", clip: "clip-input", video_note: "note-input" };
+    $(inputs[item.dataset.kind] || "file-input").click();
   });
-  for (const [id, kind] of [["photo-input", "photo"], ["file-input", "document"]]) {
+  const pickers = [["photo-input", "photo"], ["clip-input", "clip"], ["note-input", "video_note"],
+    ["file-input", "document"]];
+  for (const [id, kind] of pickers) {
     $(id).addEventListener("change", (e) => { sendFiles(kind, e.target.files); e.target.value = ""; });
   }
   document.addEventListener("keydown", (e) => {
@@ -666,8 +752,8 @@ function wire() {
     drop.hidden = true;
     const zone = e.target.closest && e.target.closest(".drop-zone");
     const files = [...e.dataTransfer.files];
-    const allImages = files.every((f) => /^image\//.test(f.type));
-    sendFiles(zone ? zone.dataset.kind : (allImages ? "photo" : "document"), files);
+    const allMedia = files.every((f) => /^(image|video)\//.test(f.type));
+    sendFiles(zone ? zone.dataset.kind : (allMedia ? "photo" : "document"), files);
   });
 }
 
