@@ -245,3 +245,13 @@ def test_default_method_flickers_least(stylizer: Stylizer, pan: Path, tmp_path: 
         paint_clip(stylizer, pan, out, "wave", method=method)
         errors[method] = warping_error(read_frames(pan), read_frames(out))
     assert errors[DEFAULT_METHOD] < 0.25 * errors["none"], errors
+
+
+def test_the_settings_offer_every_method() -> None:
+    from typing import get_args
+
+    from totoshka.engine.settings import EngineSettings
+    from totoshka.engine.video import METHODS
+
+    literal, _none = get_args(EngineSettings.model_fields["video_consistency"].annotation)
+    assert set(get_args(literal)) == set(METHODS)

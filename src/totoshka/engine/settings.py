@@ -93,7 +93,8 @@ class EngineSettings(BaseSettings):
     video_max_side: int = Field(default=720, ge=64, le=4096)
     video_max_seconds: float = Field(default=60.0, gt=0)
     video_max_fps: float = Field(default=30.0, gt=0, le=120)
-    video_consistency: str | None = Field(
+    # engine.video.METHODS (not imported here: it loads OpenCV); a typo fails at start
+    video_consistency: Literal["none", "stats", "flow", "stats+flow"] | None = Field(
         default=None, description="Temporal consistency method for clips (None: the default)."
     )
 
