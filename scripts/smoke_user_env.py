@@ -14,9 +14,13 @@ Steps, each failing loudly with the reason:
    neither may print a fallback warning, and each writes a real picture;
 2. `totoshka doctor --json`: every family must be served by the path this CPU
    supports (openvino-bf16 on AMX / AVX512-BF16), else the rejected path's reason;
-3. the bot: `totoshka emulator` and `totoshka run` as an operator starts them; a
-   user sends the photo and picks a style, and the painting must come back; the
-   bot's start-up line must name the expected path and it must not warn.
+3. `totoshka stylize clip.mp4 --style wave`: a 2-s pan over a real photo, with
+   sound, made here with PyAV (tests/video_clips.py), becomes clip.wave.mp4: H.264,
+   every frame, the sound kept (PyAV and OpenCV must be in the users' environment);
+4. the bot: `totoshka emulator` and `totoshka run` as an operator starts them; a
+   user sends the photo and then the clip as a video, picks a style each time, and
+   the painting and the painted video must come back; the bot's start-up line must
+   name the expected path and it must not warn.
 
 Needs TOTOSHKA_MODEL_MIRROR (a folder laid out like ../shared/models) and the photo
 folder (TOTOSHKA_SHARED/images/content).
@@ -38,6 +42,7 @@ from pathlib import Path
 from PIL import Image
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 FALLBACK_MARKERS = ("not used for", "falls back")
 BOT_TIMEOUT_S = 300.0
 
@@ -102,6 +107,25 @@ def stylize(env: dict[str, str], shared: Path, work: Path) -> None:
     print(f"  stylize: {out.name} and {own.name}, 1280×960, no fallback", flush=True)
 
 
+def stylize_clip(env: dict[str, str], work: Path) -> None:
+    import av
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from video_clips import pan_and_zoom, write_clip
+
+    source = write_clip(work / "clip.mp4", pan_and_zoom(24, (320, 192)), 12, audio=True)
+    proc = run([str(BIN / "totoshka"), "stylize", str(source), "--style", "wave"], env)
+    no_fallback("totoshka stylize clip.mp4", proc.stderr)
+    out = work / "clip.wave.mp4"
+    with av.open(str(out)) as clip:
+        video = clip.streams.video[0]
+        frames = sum(1 for _ in clip.decode(video=0))
+        sound = [s.codec_context.name for s in clip.streams.audio]
+        if video.codec_context.name != "h264" or frames != 24 or sound != ["aac"]:
+            raise SmokeFailure(f"{out.name}: {video.codec_context.name}, {frames} frames, {sound}")
+    print(f"  stylize: {out.name}, H.264, 24 frames, sound kept", flush=True)
+
+
 def doctor(env: dict[str, str]) -> str:
     proc = run([str(BIN / "totoshka"), "doctor", "--json", "--no-quality"], env)
     report = json.loads(proc.stdout)
@@ -143,7 +167,7 @@ def wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None
     raise SmokeFailure(f"the emulator did not listen on {port} within {timeout:.0f} s")
 
 
-async def chat(url: str, token: str, picture: bytes) -> None:
+async def chat(url: str, token: str, picture: bytes, clip: bytes) -> None:
     from totoshka.emulator.client import EmulatorClient
 
     async with EmulatorClient(url, bot_token=token) as client:
@@ -159,6 +183,13 @@ async def chat(url: str, token: str, picture: bytes) -> None:
         result = await user.wait_for_message(lambda m: m.photo, timeout=BOT_TIMEOUT_S)
         biggest = result.photo[-1]  # the predicate waited for a photo
         print(f"  bot: the painting came back, {biggest.width}×{biggest.height}")
+        await user.send_video(clip, "clip.mp4")
+        picker = await user.wait_for_message(
+            lambda m: any(b.text == wave for b in m.buttons), timeout=BOT_TIMEOUT_S
+        )
+        await user.press(picker, wave)
+        painted = await user.wait_for_message(lambda m: m.video, timeout=BOT_TIMEOUT_S)
+        print(f"  bot: the painted video came back, {painted.video.width}×{painted.video.height}")
 
 
 def bot(env: dict[str, str], work: Path, expected: str) -> None:
@@ -185,8 +216,8 @@ def bot(env: dict[str, str], work: Path, expected: str) -> None:
         )
         try:
             wait_port(port, emulator)
-            picture = (work / "photo.jpg").read_bytes()
-            asyncio.run(asyncio.wait_for(chat(url, token, picture), BOT_TIMEOUT_S * 2))
+            picture, clip = (work / "photo.jpg").read_bytes(), (work / "clip.mp4").read_bytes()
+            asyncio.run(asyncio.wait_for(chat(url, token, picture, clip), BOT_TIMEOUT_S * 3))
         except (TimeoutError, OSError) as exc:
             raise SmokeFailure(
                 f"the bot did not answer: {exc}\n{bot_log.read_text()[-4000:]}"
@@ -225,6 +256,7 @@ def main() -> None:
     print(f"smoke test of the users' environment {BIN.parent} in {work}", flush=True)
     try:
         stylize(env, shared, work)
+        stylize_clip(env, work)
         expected = doctor(env)
         bot(env, work, expected)
     finally:

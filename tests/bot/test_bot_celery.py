@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 from bot_helpers import TOKEN, WAIT, RunningBot, make_settings, start_bot
+from video_clips import moving_scene, write_clip
 
 from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.texts import Texts
@@ -96,10 +97,11 @@ async def celery_bot(
         for key in client.scan_iter(f"totoshka-test:{tag}*"):
             client.delete(key)
         client.delete(shared_env["TOTOSHKA_JOBS_QUEUE"])
+        client.delete(shared_env["TOTOSHKA_JOBS_QUEUE"] + "-clips")
 
 
 async def test_celery_worker_paints_and_delivers(
-    celery_bot: RunningBot, new_user, photos, painting
+    celery_bot: RunningBot, new_user, photos, painting, tmp_path: Path
 ) -> None:
     user = await new_user("ru")
     await user.send_photo(photos["amber"])
@@ -124,3 +126,11 @@ async def test_celery_worker_paints_and_delivers(
     assert prefs.paintings and prefs.paintings[0].vector is not None
     assert len(prefs.paintings[0].vector) == 100
     assert len([m for m in await user.messages() if m.photo]) == 2
+
+    # A GIF goes through the clips' lane (its own broker queue) and comes back as one.
+    gif = write_clip(tmp_path / "in.gif", moving_scene(6), 6).read_bytes()
+    await user.send_animation(gif, "in.gif")
+    picker = await user.wait_for_message(lambda m: m.buttons, timeout=WAIT)
+    await user.press(picker, "Удни")
+    animation = await user.wait_for_message(lambda m: m.animation, timeout=WAIT * 2)
+    assert animation.animation.width == 96

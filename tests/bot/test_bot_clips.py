@@ -136,3 +136,20 @@ async def test_cancel_stops_a_clip_and_photos_go_on_meanwhile(
     await pick_wave(painter, lang)
     await painter.wait_for_message(lambda m: m.animation, timeout=WAIT)
     assert not [m for m in await painter.messages() if m.video]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_limits_are_answered_before_any_download(
+    bot: RunningBot, new_user, client, lang: str
+) -> None:
+    user = await new_user(lang)
+    await user.send_video(duration=90)  # the operator's cap is 60 s
+    answer = await user.wait_for_message(timeout=WAIT)
+    assert answer.text == t(lang, "clip_too_long", limit=60)
+    await user.send_video(bytes(21 * 1024**2), "big.mp4", width=640, height=360, duration=5)
+    answer = await user.wait_for_message(timeout=WAIT)
+    assert answer.text == t(lang, "file_too_big", size="21.0")  # the Bot API's 20 MB
+    await user.send_sticker(is_animated=True)
+    answer = await user.wait_for_message(timeout=WAIT)
+    assert answer.text == t(lang, "sticker_animated")
+    assert not await client.calls("getFile")  # nothing was downloaded for any of them
