@@ -255,3 +255,18 @@ def test_the_settings_offer_every_method() -> None:
 
     literal, _none = get_args(EngineSettings.model_fields["video_consistency"].annotation)
     assert set(get_args(literal)) == set(METHODS)
+
+
+def test_pixels_that_enter_the_frame_are_painted_afresh() -> None:
+    """A pan brings new content in at the edge: it has no previous frame to come from,
+    so the mask leaves it out (else the warp smears the border across it)."""
+    from totoshka.engine.video.temporal import FlowField
+
+    base = next(pan_and_zoom(1, (168, 80)))
+    field = FlowField()
+    field.step(np.ascontiguousarray(base[:, 8:136]))
+    step = field.step(np.ascontiguousarray(base[:, 16:144]))  # 8 px to the right
+    assert step is not None
+    flow, mask = step
+    assert np.median(flow[..., 0]) == pytest.approx(8, abs=0.5)
+    assert mask[:, -4:].mean() < 0.1 and mask[:, 20:-20].mean() > 0.8

@@ -40,28 +40,31 @@ import numpy as np
 DEFAULT_ALPHA = 0.85
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image`` sampled at x + flow(x): the previous frame moved onto this one when
-    ``flow`` is the flow from this frame to the previous one."""
+def _sources(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        image,
-        grid_x + flow[..., 0],
-        grid_y + flow[..., 1],
-        interpolation=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    return grid_x + flow[..., 0], grid_y + flow[..., 1]
+
+
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``image`` sampled at x + flow(x): the previous frame moved onto this one when
+    ``flow`` is the flow from this frame to the previous one."""
+    x, y = _sources(flow)
+    return cv2.remap(image, x, y, interpolation=interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistent(back: np.ndarray, forward: np.ndarray) -> np.ndarray:
     """The mask M: 1 where following the backward flow and then the forward flow
     returns (within the usual tolerance of Sundaram et al. 2010), 0 where the pixel
-    was occluded or the flow is unreliable."""
+    was occluded, the flow is unreliable, or it comes from outside the frame (a
+    pan's new edge: warping would smear the border into it)."""
     there = warp(forward, back)
     total = back + there
     tolerance = 0.01 * ((back**2).sum(-1) + (there**2).sum(-1)) + 0.5
-    return ((total**2).sum(-1) < tolerance).astype(np.float32)
+    x, y = _sources(back)
+    h, w = back.shape[:2]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)  # no source: just entered
+    return (((total**2).sum(-1) < tolerance) & inside).astype(np.float32)
 
 
 class FlowField:
@@ -106,7 +109,8 @@ class FlowBlend:
             out = painted
         else:
             flow, mask = step
-            warped = warp(prev, flow).astype(np.float32)
+            # bicubic: a recursive output resampled bilinearly every frame blurs
+            warped = warp(prev, flow, cv2.INTER_CUBIC).astype(np.float32)
             now = painted.astype(np.float32)
             weight = (self.alpha * mask)[..., None]
             out = np.clip(now + weight * (warped - now) + 0.5, 0, 255).astype(np.uint8)
