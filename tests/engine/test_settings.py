@@ -153,7 +153,7 @@ def test_the_stylizer_is_built_once_with_the_settings_runner(tmp_path: Path) -> 
 
 def test_the_bench_carries_engine_settings_only() -> None:
     """A benchmark row's child gets the engine's settings, never a bot's secrets."""
-    from totoshka.engine.bench import RowSpec, row_settings, settings_of
+    from totoshka.engine.bench import RowSpec, row_settings
 
     class BotSettings(EngineSettings):
         bot_token: str = "123:secret"
@@ -162,4 +162,6 @@ def test_the_bench_carries_engine_settings_only() -> None:
     assert set(carried) == set(EngineSettings.model_fields)
     assert "secret" not in str(carried)
     spec = RowSpec("ml5", "wave", 8, 8, "eager-fp32", 1, 0, "out.npy", settings=carried)
-    assert settings_of(spec) == EngineSettings(memory_budget_mb=3000, cache_dir=Path("/c"))
+    assert EngineSettings(**spec.settings) == EngineSettings(
+        memory_budget_mb=3000, cache_dir=Path("/c")
+    )

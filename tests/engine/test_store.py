@@ -18,12 +18,17 @@ from totoshka.engine.download import ChecksumMismatchError, DownloadError
 from totoshka.engine.errors import ModelNotAvailableError
 from totoshka.engine.factory import open_engine
 from totoshka.engine.settings import EngineSettings
-from totoshka.engine.store import ModelStore
+from totoshka.engine.store import FileCheck, ModelStore
 
 
 def configured_store() -> ModelStore:
     """The store a command builds from the operator's settings (here: `mirror_env`'s)."""
     return open_engine(EngineSettings()).store
+
+
+def verify(store: ModelStore, model: Model) -> list[FileCheck]:
+    """Every file of the model re-hashed, as `totoshka models verify` does."""
+    return [store.check_file(model, f) for f in model.files]
 
 
 def visible_files(root: Path) -> list[str]:
@@ -95,20 +100,20 @@ def test_pull_from_folder_mirror_offline(mirror_env: Path, wave: Model) -> None:
     store = configured_store()
     assert store.cache_dir == mirror_env
     assert not store.is_present(wave)
-    store.pull([wave])
+    store.fetch(wave)
     assert store.is_present(wave)
     folder = store.ensure(wave)
     assert folder == mirror_env / "ml5" / "wave"
     assert (folder / "manifest.json").is_file()
     assert len(list(folder.iterdir())) == 49
-    checks = store.verify([wave])
+    checks = verify(store, wave)
     assert len(checks) == 49 and all(c.status == "ok" for c in checks)
     assert not partials(mirror_env)
 
 
 def test_ensure_fetches_missing_files_only(mirror_env: Path, wave: Model) -> None:
     store = configured_store()
-    store.pull([wave])
+    store.fetch(wave)
     (mirror_env / "ml5" / "wave" / "Variable_7").unlink()
     assert store.missing(wave) == [f for f in wave.files if f.name == "Variable_7"]
     store.ensure(wave)
@@ -117,13 +122,13 @@ def test_ensure_fetches_missing_files_only(mirror_env: Path, wave: Model) -> Non
 
 def test_file_url_mirror(shared_dir: Path, tmp_path: Path, wave: Model) -> None:
     store = ModelStore(tmp_path / "c", mirror=(shared_dir / "models").as_uri())
-    store.pull([wave])
+    store.fetch(wave)
     assert store.is_present(wave)
 
 
 def test_http_mirror(http_mirror: MirrorServer, tmp_path: Path, wave: Model) -> None:
     store = ModelStore(tmp_path / "c", mirror=http_mirror.url + "/")
-    store.pull([wave])
+    store.fetch(wave)
     assert store.is_present(wave)
     assert "/ml5/wave/manifest.json" in http_mirror.requests
 
@@ -148,7 +153,7 @@ def test_checksum_mismatch_refused_nothing_left(
     cache = tmp_path / "cache"
     store = ModelStore(cache, mirror=corrupt_mirror(shared_dir, tmp_path))
     with pytest.raises(ChecksumMismatchError, match="Variable_3") as info:
-        store.pull([wave])
+        store.fetch(wave)
     assert "ml5-wave" in str(info.value)
     assert not (cache / "ml5" / "wave" / "Variable_3").exists()
     assert not partials(cache)
@@ -173,14 +178,14 @@ def test_interrupted_http_download_leaves_no_model_then_resumes(
     big = next(f for f in wave.files if f.size and f.size > 100_000)
     http_mirror.cut_after = 50_000  # every file bigger than this is cut mid-way
     with pytest.raises(DownloadError):
-        store.pull([wave])
+        store.fetch(wave)
     assert not (cache / big.path).exists()
     assert not partials(cache)
     assert not store.is_present(wave)
     http_mirror.cut_after = None  # the connection is back: a re-run completes cleanly
-    store.pull([wave])
+    store.fetch(wave)
     assert store.is_present(wave)
-    assert all(c.ok for c in store.verify([wave]))
+    assert all(c.ok for c in verify(store, wave))
 
 
 def test_exception_in_progress_callback_leaves_nothing(mirror_env: Path, wave: Model) -> None:
@@ -195,10 +200,10 @@ def test_exception_in_progress_callback_leaves_nothing(mirror_env: Path, wave: M
             raise Boom
 
     with pytest.raises(Boom):
-        store.pull([wave], progress)
+        store.fetch(wave, progress=progress)
     assert not (mirror_env / big.path).exists()
     assert not partials(mirror_env)
-    store.pull([wave])  # and a re-run is clean
+    store.fetch(wave)  # and a re-run is clean
     assert store.is_present(wave)
 
 
@@ -207,7 +212,7 @@ def test_concurrent_pulls_of_the_same_model(mirror_env: Path, wave: Model) -> No
 
     def worker() -> None:
         try:
-            configured_store().pull([wave], force=True)
+            configured_store().fetch(wave, force=True)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -217,7 +222,7 @@ def test_concurrent_pulls_of_the_same_model(mirror_env: Path, wave: Model) -> No
     for t in threads:
         t.join()
     assert errors == []
-    assert all(c.status == "ok" for c in configured_store().verify([wave]))
+    assert all(c.status == "ok" for c in verify(configured_store(), wave))
     assert not partials(mirror_env)
 
 
@@ -242,24 +247,24 @@ def test_tofu_recorded_then_enforced(tmp_path: Path) -> None:
     (mirror / "tofu" / "weights.bin").write_bytes(original)
     model = tofu_model()
     store = ModelStore(cache, mirror=mirror)
-    store.pull([model])
+    store.fetch(model)
     record = cache / "tofu" / "weights.bin.sha256"
     assert record.read_text().split()[0] == hashlib.sha256(original).hexdigest()
-    assert [c.status for c in store.verify([model])] == ["ok"]
+    assert [c.status for c in verify(store, model)] == ["ok"]
 
     # upstream changes its bytes: a fresh pull is refused against the record
     (mirror / "tofu" / "weights.bin").write_bytes(b"swapped behind our back" * 1000)
     (cache / "tofu" / "weights.bin").unlink()
     with pytest.raises(ChecksumMismatchError):
-        store.pull([model])
+        store.fetch(model)
     assert not (cache / "tofu" / "weights.bin").exists()
     assert not partials(cache)
 
     # the cached copy is damaged: verify says so
     (mirror / "tofu" / "weights.bin").write_bytes(original)
-    store.pull([model])
+    store.fetch(model)
     (cache / "tofu" / "weights.bin").write_bytes(original[:-1] + b"!")
-    assert [c.status for c in store.verify([model])] == ["mismatch"]
+    assert [c.status for c in verify(store, model)] == ["mismatch"]
 
 
 def test_known_size_mismatch_refused(tmp_path: Path) -> None:
@@ -269,5 +274,5 @@ def test_known_size_mismatch_refused(tmp_path: Path) -> None:
     model = tofu_model()
     model = replace(model, files=(replace(model.files[0], size=11),))
     with pytest.raises(ChecksumMismatchError, match="11"):
-        ModelStore(cache, mirror=mirror).pull([model])
+        ModelStore(cache, mirror=mirror).fetch(model)
     assert visible_files(cache / "tofu") == []

@@ -101,26 +101,21 @@ class BotApp:
         )
         self.pools: list[WorkerPool] = []
         if self.embedded and with_workers:
-            self.pools.append(
-                WorkerPool(
-                    self.queue,
-                    self.handler,
-                    concurrency=settings.workers,
-                    cpu_workers=inference_threads(),  # the engine's figure (GPU batches: more)
-                    max_attempts=settings.max_attempts,
-                    on_change=self.board.refresh if self.board else None,
-                    on_failed=self.handler.on_failed,
-                )
-            )
+            # (queue, board, concurrency, cpu_workers): photos get the engine's figure of
+            # threads (GPU batches: more), clips one thread per clip worker
+            clips = settings.clip_workers
+            lanes = [(self.queue, self.board, settings.workers, inference_threads())]
             if self.clip_queue is not None:
+                lanes.append((self.clip_queue, self.clip_board, clips, clips))
+            for queue, board, concurrency, cpu_workers in lanes:
                 self.pools.append(
                     WorkerPool(
-                        self.clip_queue,
+                        queue,
                         self.handler,
-                        concurrency=settings.clip_workers,
-                        cpu_workers=settings.clip_workers,
+                        concurrency=concurrency,
+                        cpu_workers=cpu_workers,
                         max_attempts=settings.max_attempts,
-                        on_change=self.clip_board.refresh if self.clip_board else None,
+                        on_change=board.refresh if board else None,
                         on_failed=self.handler.on_failed,
                     )
                 )
@@ -231,9 +226,7 @@ class BotApp:
             await self.close()
 
     async def close(self) -> None:
-        await self._stop_warm_up()
-        for pool in self.pools:
-            await pool.stop(graceful=True)
+        await self._on_shutdown()  # again: a pool that already stopped returns at once
         for queue in (self.queue, self.clip_queue):
             close = getattr(queue, "close", None)
             if close is not None:

@@ -86,21 +86,14 @@ class Conversation:
             results.pop(next(iter(results)))
         await self.state.update_data(results=results)
         job = JobPayload(
+            **spec.model_dump(exclude={"max_side"}),  # every PaintSpec field is a payload's
+            max_side=spec.max_side or None,
             chat_id=request.chat_id,
             user_id=request.user_id,
             lang=self.t.lang,
-            photo=spec.photo,
-            kind=spec.kind,
             status_message_id=None,
             reply_to=request.reply_to,
-            style=spec.style,
-            painting=spec.painting,
-            painting_pid=spec.painting_pid,
             vector=vector,
-            strength=spec.strength,
-            preserve_colors=spec.preserve_colors,
-            max_side=spec.max_side or None,
-            as_document=spec.as_document,
             ref=ref,
         )
         submitted = await self.services.submit(

@@ -61,33 +61,26 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(retries=settings.send_retries)
 
 
-def celery_config(settings: Settings) -> CeleryConfig:
-    """Celery's settings (``TOTOSHKA_JOBS_*`` and the broker) with the bot's own values."""
-    return CeleryConfig.for_bot(settings)
+def make_queue(
+    settings: Settings, celery: CeleryConfig | None = None, lane: str = "photos"
+) -> JobQueue:
+    """The queue of a lane (`celery_mode.LANES`): in the embedded mode an SQLite file,
+    the photos' one and another beside it per lane; else Celery's broker queue."""
+    if settings.jobs_backend != "embedded":
+        from totoshka.jobs.celery_mode import CeleryJobQueue  # imports celery: scale-out only
 
-
-def make_queue(settings: Settings, celery: CeleryConfig | None = None) -> JobQueue:
-    if settings.jobs_backend == "embedded":
-        settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteJobQueue(settings.queue_path)
-    from totoshka.jobs.celery_mode import CeleryJobQueue  # imports celery: scale-out only
-
-    return CeleryJobQueue(celery or celery_config(settings))
+        return CeleryJobQueue(celery or CeleryConfig.for_bot(settings), lane=lane)
+    path = settings.queue_path
+    if lane != "photos":
+        path = path.with_name(f"{path.stem}-{lane}{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteJobQueue(path)
 
 
 def make_clip_queue(settings: Settings, celery: CeleryConfig | None = None) -> JobQueue | None:
-    """The clips' own lane (`Settings.clip_lane`; off: clips share the one queue). In
-    the embedded mode a second SQLite queue beside the photos' one, served by its own
-    workers; in Celery mode its own broker queue and Redis lines (`celery_mode.LANES`)."""
-    if not settings.clip_lane:
-        return None
-    if settings.jobs_backend != "embedded":
-        from totoshka.jobs.celery_mode import CeleryJobQueue
-
-        return CeleryJobQueue(celery or celery_config(settings), lane="clips")
-    path = settings.queue_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteJobQueue(path.with_name(f"{path.stem}-clips{path.suffix}"))
+    """The clips' own lane (`Settings.clip_lane`; off: clips share the one queue),
+    served by its own workers."""
+    return make_queue(settings, celery, lane="clips") if settings.clip_lane else None
 
 
 def clip_settings(settings: Settings) -> ClipSettings:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from totoshka.bot.logs import install_redaction
 from totoshka.config import Settings
 from totoshka.engine.errors import EngineError
+from totoshka.jobs.celery_settings import CeleryConfig
 
 
 def settings_problem(exc: ValidationError) -> str:
@@ -100,7 +101,7 @@ def worker(
 ) -> None:
     """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode."""
     settings = _settings(jobs_backend="celery")
-    from totoshka.bot.wiring import WORKER_HANDLERS, celery_config
+    from totoshka.bot.wiring import WORKER_HANDLERS
     from totoshka.jobs.celery_mode import LANES, run_worker
 
     if lane not in (*LANES, "all"):
@@ -108,7 +109,7 @@ def worker(
     install_redaction(settings.token())
     announce_inference(settings)
     run_worker(
-        celery_config(settings),
+        CeleryConfig.for_bot(settings),  # TOTOSHKA_JOBS_* and the broker, with the bot's values
         handler_factory=WORKER_HANDLERS,
         concurrency=concurrency,
         loglevel=loglevel,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from totoshka.engine.backends.hardware import cpu_info, openvino_available
+from totoshka.engine.backends.hardware import cpu_info
 from totoshka.engine.factory import Engine, open_engine, runner_for
 from totoshka.engine.settings import EngineSettings
 
@@ -106,18 +106,6 @@ def row_settings(settings: EngineSettings) -> dict[str, Any]:
     """The engine settings a row carries to its child, as JSON: every `EngineSettings`
     field and nothing else (a bot's `Settings` holds its token)."""
     return settings.model_dump(mode="json", include=set(EngineSettings.model_fields))
-
-
-def settings_of(spec: RowSpec) -> EngineSettings:
-    """The settings a row was measured with (every field given: nothing is read here)."""
-    return EngineSettings(**spec.settings)
-
-
-def _shared_guess(mirror: str | None) -> Path | None:
-    """The folder beside a mirror laid out like ../shared (images/ next to models/)."""
-    if mirror and Path(mirror).is_dir():
-        return Path(mirror).resolve().parent
-    return None
 
 
 def load_net(spec: RowSpec, engine: Engine) -> nn.Module:
@@ -193,15 +181,6 @@ def flops_per_pixel(net: nn.Module, side: int = 128) -> float:
     return counter.get_total_flops() / (side * side)
 
 
-def make_runner(path: str, settings: EngineSettings) -> Any:
-    """The runner of a path; the reference never tiles (it is what tiling is compared to)."""
-    from totoshka.engine.backends.eager import EagerRunner
-
-    if path == REFERENCE:
-        return EagerRunner(max_pixels=None)
-    return runner_for(settings, path)
-
-
 # ------------------------------------------------------------------------------------
 # The child: one row, one process
 
@@ -209,12 +188,17 @@ def make_runner(path: str, settings: EngineSettings) -> Any:
 def run_row(spec: RowSpec) -> dict[str, Any]:
     import torch
 
+    from totoshka.engine.backends.eager import EagerRunner
+
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    settings = settings_of(spec)
+    settings = EngineSettings(**spec.settings)  # every field given: nothing is read here
     net = load_net(spec, open_engine(settings))
     x = load_photo(spec)
-    runner = make_runner(spec.path, settings)
+    # the reference never tiles (it is what tiling is compared to)
+    runner: Any = (
+        EagerRunner(max_pixels=None) if spec.path == REFERENCE else runner_for(settings, spec.path)
+    )
     batch = [x] * spec.batch
     times = []
     y: Tensor | None = None
@@ -291,14 +275,15 @@ def run_bench(
     from totoshka.engine.backends.quality import psnr
 
     carried = row_settings(settings)
-    shared = _shared_guess(settings.model_mirror)
-    if shared is not None:
+    mirror = settings.model_mirror
+    if mirror and Path(mirror).is_dir():  # laid out like ../shared: images/ beside models/
+        shared = Path(mirror).resolve().parent
         photo = photo or str(shared / "images" / "content" / "venice-boat.jpg")
         painting = painting or str(shared / "images" / "styles" / "starry_night.jpg")
     try:
         import openvino
 
-        ov_version: str | None = openvino.__version__ if openvino_available() else None
+        ov_version: str | None = openvino.__version__
     except ImportError:
         ov_version = None
     report = Report(

@@ -213,12 +213,11 @@ def painting_crops(
         small = image.resize(
             (max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR
         )
-        canvas = np.zeros((side, side, 3), np.float32)
         a = _array(small)
         top, left = (side - a.shape[0]) // 2, (side - a.shape[1]) // 2
-        canvas[top : top + a.shape[0], left : left + a.shape[1]] = a
+        pads = ((top, side - top - a.shape[0]), (left, side - left - a.shape[1]), (0, 0))
         # reflect the painting into the margins rather than paint them a flat colour
-        arrays = [_reflect_fill(canvas, top, left, a.shape[0], a.shape[1])]
+        arrays = [np.pad(a, pads, mode="symmetric")]
     else:
         a = _array(_scaled(image, side))
         h, w = a.shape[:2]
@@ -230,13 +229,6 @@ def painting_crops(
         arrays = [a[t : t + side, x : x + side] for t, x in offsets]
     batch = np.stack(arrays).transpose(0, 3, 1, 2)
     return torch.from_numpy(np.ascontiguousarray(batch))
-
-
-def _reflect_fill(canvas: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
-    side = canvas.shape[0]
-    inner = canvas[top : top + h, left : left + w]
-    pads = ((top, side - top - h), (left, side - left - w), (0, 0))
-    return np.pad(inner, pads, mode="symmetric")
 
 
 def predict_vector(predictor: nn.Module, crops: Tensor) -> list[float]:

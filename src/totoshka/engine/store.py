@@ -4,11 +4,11 @@ Layout: `<cache>/<file.path>` for every file of the catalog (e.g.
 `<cache>/ml5/wave/Variable_3`), the same layout as a mirror such as
 `../shared/models`. A file is present only once it was fully downloaded and
 verified (see `download.py`: atomic replace), so `ensure()` checks presence and
-size and does not re-hash on every start; `verify()` re-hashes everything.
+size and does not re-hash on every start; `check_file()` re-hashes (`models verify`).
 
 Trust on first use: a file whose sha256 the catalog does not know gets its hash
 recorded at the first download in `<file>.sha256` beside it; every later
-download and `verify()` must match that record.
+download and `check_file()` must match that record.
 
 Operator styles' files live in the user data dir (`<data>/models/...`) and are
 never downloaded; the store only checks them.
@@ -19,9 +19,10 @@ operator's `EngineSettings`, through `totoshka.engine.factory.open_engine`.
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,10 +169,6 @@ class ModelStore:
         expected = self.expected_sha256(model, f)
         record = self.tofu_record(model, f)
 
-        def on_bytes(done: int, total: int | None) -> None:
-            if progress:
-                progress(model, f, done, total)
-
         def record_first_use(digest: str) -> None:
             if f.sha256 is None and expected is None:
                 tmp = record.with_name(record.name + ".tmp")
@@ -184,32 +181,11 @@ class ModelStore:
                 dest,
                 sha256=expected,
                 size=f.size,
-                progress=on_bytes,
+                progress=functools.partial(progress, model, f) if progress else None,
                 before_replace=record_first_use,
             )
         except ChecksumMismatchError as exc:
             raise ChecksumMismatchError(f"model {model.id!r}, file {f.path}: {exc}") from None
-
-    def pull(
-        self,
-        ids: Iterable[str | Model] | None = None,
-        progress: Progress | None = None,
-        *,
-        force: bool = False,
-    ) -> list[Model]:
-        """Fetch the given models (all built-in ones by default); returns them."""
-        models = self._models(ids)
-        for model in models:
-            self.fetch(model, force=force, progress=progress)
-        return models
-
-    def verify(self, ids: Iterable[str | Model] | None = None) -> list[FileCheck]:
-        """Re-hash every file of the given models (all by default)."""
-        checks = []
-        for model in self._models(ids, include_operator=True):
-            for f in model.files:
-                checks.append(self.check_file(model, f))
-        return checks
 
     def check_file(self, model: Model, f: ModelFile) -> FileCheck:
         p = self.path(model, f)
@@ -228,12 +204,3 @@ class ModelStore:
         if f.size is not None and p.stat().st_size != f.size:
             return FileCheck(model.id, f.path, "mismatch", "size differs")
         return FileCheck(model.id, f.path, "ok")
-
-    # --- helpers ------------------------------------------------------------------
-
-    def _models(
-        self, ids: Iterable[str | Model] | None, include_operator: bool = False
-    ) -> list[Model]:
-        if ids is None:
-            return [m for m in self.catalog.models() if include_operator or m.origin != OPERATOR]
-        return [i if isinstance(i, Model) else self.catalog.model(i) for i in ids]

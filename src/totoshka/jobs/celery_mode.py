@@ -115,9 +115,7 @@ def _apply(app: Celery, config: CeleryConfig) -> None:
 
 
 def _resolve(factory: HandlerFactory | str) -> HandlerFactory:
-    obj = (
-        factory if callable(factory) else pkgutil.resolve_name(factory)
-    )  # "mod:attr" or "mod.attr"
+    obj = factory if callable(factory) else pkgutil.resolve_name(factory)  # "mod:attr", "mod.attr"
     if not callable(obj):
         raise TypeError(f"handler factory {factory!r} is not callable")
     return obj

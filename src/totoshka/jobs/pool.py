@@ -254,9 +254,6 @@ class WorkerPool:
             self._changed()
             await self._run(job)
 
-    async def _mark(self, job_id: str, key: str, value: Any) -> None:
-        await self._call(self.queue.mark, job_id, key, value)
-
     async def _run(self, job: JobRecord) -> None:
         self._active[job.job_id] = job
         ctx = JobContext(
@@ -264,7 +261,7 @@ class WorkerPool:
             job.attempt,
             job.user_key,
             checkpoints=job.checkpoints,
-            mark=functools.partial(self._mark, job.job_id),
+            mark=functools.partial(self._call, self.queue.mark, job.job_id),
             executor=self._cpu,
         )
         try:

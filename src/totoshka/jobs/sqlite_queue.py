@@ -366,34 +366,26 @@ class SQLiteJobQueue:
             checkpoints = self._checkpoints(db, job_id)
         return self._record(job, checkpoints)
 
-    def _finish_running(self, job_id: str, owner: str, sql: str, args: tuple[Any, ...]) -> bool:
+    def _finish_running(self, job_id: str, owner: str, now: float, sets: str, *args: Any) -> bool:
+        """Apply ``sets`` to a job ``owner`` still runs, which then holds it no more."""
         with self._write() as db:
             cur = db.execute(
-                sql + " WHERE id = ? AND state = 'running' AND owner = ?", (*args, job_id, owner)
+                f"UPDATE jobs SET {sets}, updated_at = ?, owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND state = 'running' AND owner = ?",
+                (*args, now, job_id, owner),
             )
             return cur.rowcount == 1
 
     def complete(self, job_id: str, owner: str) -> bool:
         """Mark done. False if ``owner`` no longer holds the job (its lease was taken)."""
         now = time.time()
-        return self._finish_running(
-            job_id,
-            owner,
-            "UPDATE jobs SET state = 'done', updated_at = ?, finished_at = ?, owner = NULL,"
-            " lease_until = NULL",
-            (now, now),
-        )
+        return self._finish_running(job_id, owner, now, "state = 'done', finished_at = ?", now)
 
     def fail(self, job_id: str, owner: str, error: BaseException | str | None) -> bool:
         """Mark failed for good (attempts used up): the poison job stops here."""
         now = time.time()
-        return self._finish_running(
-            job_id,
-            owner,
-            "UPDATE jobs SET state = 'failed', updated_at = ?, finished_at = ?,"
-            " last_error = ?, owner = NULL, lease_until = NULL",
-            (now, now, _error_text(error)),
-        )
+        sets = "state = 'failed', finished_at = ?, last_error = ?"
+        return self._finish_running(job_id, owner, now, sets, now, _error_text(error))
 
     def retry(
         self,
@@ -406,24 +398,16 @@ class SQLiteJobQueue:
     ) -> bool:
         """Put a running job back in line to run after ``delay`` seconds."""
         now = time.time()
+        sets = "state = 'queued', not_before = ?, last_error = ?, deferrals = deferrals + ?"
         return self._finish_running(
-            job_id,
-            owner,
-            "UPDATE jobs SET state = 'queued', updated_at = ?, not_before = ?, last_error = ?,"
-            " deferrals = deferrals + ?, owner = NULL, lease_until = NULL",
-            (now, now + delay, _error_text(error), 1 if deferral else 0),
+            job_id, owner, now, sets, now + delay, _error_text(error), 1 if deferral else 0
         )
 
     def release(self, job_id: str, owner: str) -> bool:
         """Give a job back untouched (pool shut down mid-job): the attempt is refunded."""
         now = time.time()
-        return self._finish_running(
-            job_id,
-            owner,
-            "UPDATE jobs SET state = 'queued', updated_at = ?, not_before = ?,"
-            " attempt = MAX(attempt - 1, 0), owner = NULL, lease_until = NULL",
-            (now, now),
-        )
+        sets = "state = 'queued', not_before = ?, attempt = MAX(attempt - 1, 0)"
+        return self._finish_running(job_id, owner, now, sets, now)
 
     def renew(self, owner: str, lease_s: float) -> None:
         """Extend the lease of every job ``owner`` runs (the pool's heartbeat)."""
