@@ -222,7 +222,11 @@ class RedisJobStore:
         index = self.r.lpos(self._k("uq", user), job_id)
         if index is None or user not in ring:
             return 1  # waiting for its retry countdown on a worker: runs as soon as it ends
-        return round_robin_position(self._lengths(ring), ring.index(user), int(index))
+        lengths, mine = self._lengths(ring), ring.index(user)
+        # The reads are separate round trips: a worker may claim jobs between them.
+        if lengths[mine] == 0:
+            return 1  # claimed meanwhile: it is starting
+        return round_robin_position(lengths, mine, min(int(index), lengths[mine] - 1))
 
     def _lengths(self, users: list[str]) -> list[int]:
         """The length of each user's line, in one round trip."""
