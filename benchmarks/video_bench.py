@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/video_bench.py [--quick] [--out FILE.md]
 
 1. Quality: test clip × consistency method → Lai et al.'s warping error (absolute
-   and as a multiple of the input clip's own), PSNR against per-frame painting
+   and as a multiple of the input clip's own; also with Farnebäck's flow, which the
+   method never saw), PSNR against per-frame painting
    ("none"), the cosine between the Magenta style vectors of output frames and of
    their per-frame paintings (every 10th frame), seconds.
 2. Speed: a 10-second 854×480 30-fps pan, everything included (decode, sampling,
    flow, paint, encode), as a multiple of the clip's length, default method, with an
-   own style (Magenta) and built-in styles.
-3. Memory: peak RSS of painting a 10-second and a 60-second clip, each in a fresh
-   process (`--rss-child`).
+   own style (Magenta) and built-in styles; then painting and the flow blend alone,
+   in ms per frame (`--max-side` paints smaller).
+3. Memory: the peak RSS while painting a 10-second and a 60-second clip, each in a
+   fresh process (`--rss-child`).
 
 Needs the model mirror (TOTOSHKA_MODEL_MIRROR or ../shared/models) and a painting
 for the own style (TOTOSHKA_SHARED or ../shared). Clips are made here by the
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,7 +52,9 @@ from totoshka.engine.video import (  # noqa: E402
     psnr,
     warping_error,
 )
+from totoshka.engine.video.clip import VideoLimits, output_geometry  # noqa: E402
 from totoshka.engine.video.metrics import WarpingError  # noqa: E402
+from totoshka.engine.video.paint import FRAME_BATCH  # noqa: E402
 
 SHARED = Path(os.environ.get("TOTOSHKA_SHARED", REPO.parent / "shared"))
 PAINTING = "composition_vii.jpg"
@@ -150,43 +153,76 @@ def format_quality(r: dict[str, Any]) -> str:
     )
 
 
-def speed(stylizer: Any, styles: dict[str, Any], folder: Path, seconds: float) -> list:
+def speed(
+    stylizer: Any, styles: dict[str, Any], folder: Path, seconds: float, limits: VideoLimits
+) -> list:
+    """Whole clips timed end to end, then the two big costs alone, per frame at the
+    output size: painting (batches of FRAME_BATCH) and the flow blend."""
     path = vc.write_clip(
         folder / "speed.mp4", vc.pan_and_zoom(round(seconds * 30), (854, 480)), 30, audio=True
     )
+    warm = vc.write_clip(folder / "warm.mp4", vc.pan_and_zoom(8, (854, 480)), 30)
+    _, size = output_geometry(854, 480, limits.max_side, False)
+    frames = [np.asarray(Image.fromarray(f).resize(size)) for f in vc.pan_and_zoom(17, (854, 480))]
     rows = []
     for label, style in styles.items():
         # the first clip of a style at a size pays for OpenVINO's conversion: not counted
-        paint_clip(stylizer, path, folder / "warm.mp4", style, method=DEFAULT_METHOD)
-        result = paint_clip(stylizer, path, folder / "speed.out.mp4", style)
+        paint_clip(stylizer, warm, folder / "warm.out.mp4", style, limits=limits)
+        result = paint_clip(stylizer, path, folder / "speed.out.mp4", style, limits=limits)
+        painter = stylizer.frame_painter(style)
+        painter.batch(frames[:FRAME_BATCH])
+        started = time.perf_counter()
+        for i in range(1, 17, FRAME_BATCH):
+            painter.batch(frames[i : i + FRAME_BATCH])
+        paint_ms = (time.perf_counter() - started) / 16 * 1000
+        blend = METHODS[DEFAULT_METHOD].blend()
+        blend(frames[0], frames[0])
+        started = time.perf_counter()
+        for frame in frames[1:]:
+            blend(frame, frame)
+        blend_ms = (time.perf_counter() - started) / 16 * 1000
         row = {
             "style": label,
+            "size": f"{size[0]}×{size[1]}",
             "method": DEFAULT_METHOD,
             "frames": result.frames,
             "seconds": result.seconds,
             "x_length": result.seconds / result.duration,
+            "paint_ms": paint_ms,
+            "blend_ms": blend_ms,
             "path": getattr(stylizer.runner, "last_path", None) or stylizer.runner.name,
         }
         rows.append(row)
-        print(
-            f"| {label} | {row['method']} | {row['frames']} | {row['seconds']:.1f} | "
-            f"{row['x_length']:.2f}× | {row['path']} |",
-            flush=True,
-        )
+        print(format_speed(row), flush=True)
     return rows
 
 
+def format_speed(r: dict[str, Any]) -> str:
+    return (
+        f"| {r['style']} | {r['size']} | {r['method']} | {r['frames']} | {r['seconds']:.1f} | "
+        f"{r['x_length']:.2f}× | {r['paint_ms']:.0f} | {r['blend_ms']:.0f} | {r['path']} |"
+    )
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def rss_child(path: Path) -> dict[str, Any]:
-    """Paint `path` with the own style in this (fresh) process: its peak RSS is the
-    engine's and the painting's alone (the clip was made by the parent)."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Paint `path` with the own style in this (fresh) process. The peak is the
+    painting's own: the high-water mark is reset (Linux's clear_refs) once the
+    engine is open, so importing torch and OpenVINO does not count."""
     engine = open_engine(settings())
     stylizer = engine.stylizer()
     style = own_style(stylizer)
+    before = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     with tempfile.TemporaryDirectory() as tmp:
         result = paint_clip(stylizer, path, Path(tmp) / "out.mp4", style)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"frames": result.frames, "peak_mb": peak, "before_mb": before}
+    return {"frames": result.frames, "peak_mb": _status_mb("VmHWM"), "before_mb": before}
 
 
 def rss(seconds: list[float], size: tuple[int, int], folder: Path) -> list:
@@ -215,11 +251,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip", default="", help="comma list of parts: quality,speed,rss")
     parser.add_argument("--rss-child")
+    parser.add_argument("--max-side", type=int, help="the clips' longest side (default: 720)")
     args = parser.parse_args()
     if args.rss_child:
         print(json.dumps(rss_child(Path(args.rss_child))))
         return 0
     skip = set(filter(None, args.skip.split(",")))
+    limits = VideoLimits(max_side=args.max_side) if args.max_side else VideoLimits()
     lines: list[str] = []
 
     def say(text: str = "") -> None:
@@ -250,19 +288,17 @@ def main() -> int:
                 styles["udnie"] = "udnie"
             say("")
             say(f"Speed: {seconds:.0f}-s 854×480 30-fps pan with sound, everything included")
-            say("| style | method | frames | s | × clip length | path |")
-            say("|---|---|---|---|---|---|")
-            for row in speed(stylizer, styles, folder, seconds):
-                lines.append(
-                    f"| {row['style']} | {row['method']} | {row['frames']} | "
-                    f"{row['seconds']:.1f} | {row['x_length']:.2f}× | {row['path']} |"
-                )
+            say("| style | painted at | method | frames | s | × clip length | paint ms/frame"
+                " | blend ms/frame | path |")  # fmt: skip
+            say("|---|---|---|---|---|---|---|---|---|")
+            for row in speed(stylizer, styles, folder, seconds, limits):
+                lines.append(format_speed(row))
     if "rss" not in skip:
         size = (426, 240) if args.quick else (854, 480)
         lengths = [2.0, 12.0] if args.quick else [10.0, 60.0]
         say("")
         say(f"Peak RSS, own style, {size[0]}×{size[1]} 30 fps, each in a fresh process")
-        say("| clip | frames | RSS at start MB | peak RSS MB |")
+        say("| clip | frames | RSS before painting MB | peak RSS while painting MB |")
         say("|---|---|---|---|")
         with tempfile.TemporaryDirectory() as tmp:
             rows = rss(lengths, size, Path(tmp))
