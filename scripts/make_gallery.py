@@ -1,7 +1,9 @@
 """Render the gallery in docs/gallery/: public-domain sample photos shipped with
-scikit-image, repainted by built-in styles, plus a contact sheet.
+scikit-image, repainted by built-in styles, plus a contact sheet; and with
+--every-style, one preview of every built-in style on the astronaut photo
+(docs/gallery/styles/, the README's gallery).
 
-    TOTOSHKA_MODEL_MIRROR=../shared/models python scripts/make_gallery.py
+    TOTOSHKA_MODEL_MIRROR=../shared/models python scripts/make_gallery.py [--every-style]
 
 The photos (skimage.data): astronaut (NASA, public domain), coffee (Rachel
 Michetti, CC0), chelsea (Stefan van der Walt, CC0). The pictures written here are
@@ -45,18 +47,45 @@ def contact_sheet(rows: list[list[tuple[str, Image.Image]]], cell: int = 200) ->
     return sheet
 
 
+def every_style(engine, stylizer, out: Path, side: int, quality: int) -> None:
+    """A preview of each style the bot offers, as the bot's gallery renders it: the
+    astronaut photo (NASA, public domain), never the painting itself."""
+    folder = out / "styles"
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = Image.fromarray(skdata.astronaut()).convert("RGB")
+    photo.thumbnail((side, side), Image.Resampling.LANCZOS)
+    cells = []
+    for style_id, _ in engine.offered_styles():
+        painting = stylizer.stylize(photo, style_id, max_side=side)
+        path = folder / f"{style_id}.jpg"
+        path.write_bytes(encode_image(painting, "jpeg", quality))
+        cells.append((style_id, painting))
+        print(path)
+    per_row = 6
+    rows = [cells[i : i + per_row] for i in range(0, len(cells), per_row)]
+    sheet = folder / "contact_sheet.jpg"
+    sheet.write_bytes(encode_image(contact_sheet(rows, cell=180), "jpeg", 84))
+    print(sheet)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-side", type=int, default=384)
     parser.add_argument("--quality", type=int, default=82)
     parser.add_argument("--mirror", help="model mirror (default: $TOTOSHKA_MODEL_MIRROR)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--every-style", action="store_true", help="only the previews of every style"
+    )
     args = parser.parse_args()
 
     settings = EngineSettings(**({"model_mirror": args.mirror} if args.mirror else {}))
     engine = open_engine(settings)
     catalog, stylizer = engine.catalog, engine.stylizer()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.every_style:
+        every_style(engine, stylizer, args.out, 256, args.quality)
+        return
     rows = []
     for name, loader in PHOTOS.items():
         photo = Image.fromarray(loader()).convert("RGB")

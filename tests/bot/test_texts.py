@@ -35,8 +35,10 @@ STRINGS = {
     "size": "21.0",
     "colors": "yes",
     "language": "English",
+    "first": "Mosaic",
+    "second": "Candy",
 }
-NUMBERS = {"n", "position", "strength", "limit", "count", "percent", "seconds"}
+NUMBERS = {"n", "position", "strength", "limit", "count", "percent", "seconds", "share"}
 COUNTS = (0, 1, 2, 3, 4, 5, 11, 12, 14, 21, 22, 25, 101, 111, 1280)
 
 # The messages whose words follow the number. Every other numeric message uses its

@@ -69,7 +69,7 @@ def test_families_and_licenses(catalog: Catalog) -> None:
         assert (model.family, model.license) == (family, license)
     for name in ML5:
         assert catalog.style(name).model == f"ml5-{name}"
-    for sid in ("mosaic", "candy", "pt-rain_princess", "pt-udnie"):
+    for sid in ("pt-mosaic", "pt-candy", "pt-rain_princess", "pt-udnie"):
         style = catalog.style(sid)
         assert style.model == "pytorch-examples"
         assert style.member and style.member.startswith("saved_models/")

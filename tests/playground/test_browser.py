@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import io
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -178,6 +179,13 @@ async def test_playground_command_stylizes_a_photo(
 
         await page.set_input_files("#photo-input", str(content_photo(shared_dir)))
         picker = page.get_by_role("button", name=style_title, exact=True)
+        await expect(picker).to_be_visible(timeout=60_000)
+        # Thirty styles come ten a page: the arrows edit the picker in place.
+        await page.get_by_role("button", name="▶", exact=True).click()
+        second_page = page.get_by_role("button", name=re.compile(r"^2/\d+$"))
+        await expect(second_page).to_be_visible(timeout=60_000)
+        await expect(picker).to_have_count(0)
+        await page.get_by_role("button", name="◀", exact=True).click()
         await expect(picker).to_be_visible(timeout=60_000)
         await picker.click()
 

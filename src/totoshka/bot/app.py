@@ -36,6 +36,7 @@ from totoshka.bot.texts import Texts
 from totoshka.config import Settings
 from totoshka.engine.backends.hardware import inference_threads
 from totoshka.engine.factory import open_engine
+from totoshka.engine.mixing import mix_partners
 from totoshka.jobs.celery_settings import CeleryConfig
 from totoshka.jobs.pool import WorkerPool
 from totoshka.jobs.queue import JobState
@@ -88,6 +89,7 @@ class BotApp:
             board=self.board,
             clip_queue=self.clip_queue,
             clip_board=self.clip_board,
+            partners=mix_partners(self.engine.catalog, [sid for sid, _ in styles]),
         )
         self.handler = wiring.make_job_handler(
             settings,

@@ -18,11 +18,31 @@ class StyleCB(CallbackData, prefix="st"):
 
 
 class GalleryCB(CallbackData, prefix="gal"):
+    """The previews of one page of the picker (``page`` -1: every style, as /styles)."""
+
     photo: str = ""
+    page: int = -1
+
+
+class PageCB(CallbackData, prefix="pg"):
+    """Turn the style picker under a photo to another page."""
+
+    photo: str
+    page: int
+
+
+class MixCB(CallbackData, prefix="mix"):
+    """Mix a result's style with another: without ``style``, the partners' page
+    ``page``; with ``style`` and no ``share``, the share choice; with both, paint."""
+
+    ref: str
+    style: str = ""
+    share: int = 0
+    page: int = 0
 
 
 class ResultCB(CallbackData, prefix="res"):
-    """Buttons under a result: ``again`` (another style), ``full``, ``up``, ``down``."""
+    """Buttons under a result: ``again`` (another style), ``full``, ``up``, ``down``, ``mix``."""
 
     action: str
     ref: str

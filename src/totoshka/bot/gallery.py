@@ -52,16 +52,25 @@ class Gallery:
         public-domain sample) so previews need no extra dependency."""
         return sample_photo()
 
-    def missing(self) -> list[str]:
-        return [sid for sid, _ in self.styles if not self.path(sid).exists()]
+    def missing(self, only: list[str] | None = None) -> list[str]:
+        return [
+            sid
+            for sid, _ in self.styles
+            if (only is None or sid in only) and not self.path(sid).exists()
+        ]
 
-    async def ensure(self) -> list[str]:
-        """Render the previews not yet on disk; return the ids that have one."""
+    async def ensure(self, only: list[str] | None = None) -> list[str]:
+        """Render the previews (of `only`, else all) not yet on disk; return the ids
+        that have one, in the picker's order."""
         async with self._lock:
-            todo = self.missing()
+            todo = self.missing(only)
             if todo:
                 await asyncio.to_thread(self._render, todo)
-        return [sid for sid, _ in self.styles if self.path(sid).exists()]
+        return [
+            sid
+            for sid, _ in self.styles
+            if (only is None or sid in only) and self.path(sid).exists()
+        ]
 
     def _render(self, style_ids: list[str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -78,9 +87,10 @@ class Gallery:
             tmp.write_bytes(encode_image(image, "jpeg", 88))
             tmp.replace(target)
 
-    async def send(self, bot: Bot, chat_id: int, lang: str) -> int:
-        """Send the previews as albums of up to ten, each captioned with its title."""
-        ready = await self.ensure()
+    async def send(self, bot: Bot, chat_id: int, lang: str, only: list[str] | None = None) -> int:
+        """Send the previews (of the styles in `only`, else all) as albums of up to
+        ten, each captioned with its title."""
+        ready = await self.ensure(only)
         titles = dict(self.styles)
         sent = 0
         for start in range(0, len(ready), 10):

@@ -40,6 +40,8 @@ class PaintSpec(BaseModel):
     photo: str  # file_id of the photo (or image document, clip, sticker)
     kind: MediaKind = "photo"
     style: str | None = None  # catalog style id; None for an own style
+    mix_with: str | None = None  # a second catalog style of the same network, mixed in
+    mix: int | None = None  # its share in percent (with mix_with)
     painting: str | None = None  # file_id of the user's painting (own style)
     painting_pid: str | None = None  # its key in the user's recent paintings
     strength: int | None = None  # percent
@@ -61,6 +63,8 @@ class JobPayload(BaseModel):
     kind: MediaKind = "photo"
     reply_to: int | None = None
     style: str | None = None
+    mix_with: str | None = None
+    mix: int | None = None
     painting: str | None = None
     painting_pid: str | None = None
     vector: list[float] | None = None  # the painting's style vector, when already known

@@ -39,6 +39,7 @@ from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.texts import Texts, Translator
 from totoshka.engine import imageio
 from totoshka.engine.errors import EngineError
+from totoshka.engine.mixing import StyleMix, partners
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,24 @@ def reason_key(error: BaseException) -> str:
         return error.reason_key
     if isinstance(error, EngineError):
         code = getattr(error, "code", "")
-        if code in {"bad_image", "image_too_large", "unknown_style", "model_missing"}:
+        if code in {
+            "bad_image",
+            "image_too_large",
+            "unknown_style",
+            "model_missing",
+            "mix_refused",
+        }:
             return f"err_{code}"
         if code.startswith("image") or code.startswith("bad"):
             return "err_bad_image"
     return "err_generic"
+
+
+def file_label(style: Any) -> str:
+    """The style's part of a result's file name: its id, a mix's label, or "own"."""
+    if isinstance(style, StyleMix):
+        return style.label
+    return style if isinstance(style, str) else "own"
 
 
 class JobHandler:
@@ -129,10 +143,34 @@ class JobHandler:
         if job.style is None:
             return t("own_style_title")
         stylizer = await self.stylizer(ctx)
-        try:
-            return str(stylizer.catalog.style(job.style).title_in(t.lang))
-        except EngineError:
-            return job.style
+
+        def title(style_id: str) -> str:
+            try:
+                return str(stylizer.catalog.style(style_id).title_in(t.lang))
+            except EngineError:
+                return style_id
+
+        if job.mix_with:
+            return t(
+                "mix_title",
+                first=title(job.style),
+                second=title(job.mix_with),
+                share=job.mix or 50,
+            )
+        return title(job.style)
+
+    async def painted_style(self, job: JobPayload, stylizer: Any, ctx: Any) -> Any:
+        """What the engine paints with: a catalog style, a mix of two, or the own style."""
+        if job.style is None:
+            return await self.own_style(job, stylizer, ctx)
+        if job.mix_with:
+            return StyleMix(job.style, job.mix_with, (job.mix or 50) / 100)
+        return job.style
+
+    @staticmethod
+    def mixable(job: JobPayload, stylizer: Any) -> bool:
+        """Whether the result gets a "mix with…" button (its style has partners)."""
+        return job.style is not None and bool(partners(stylizer.catalog, job.style))
 
     async def produce_and_send(self, job: JobPayload, t: Translator, title: str, ctx: Any) -> None:
         await self.chat_action(job)
@@ -149,10 +187,7 @@ class JobHandler:
         max_side = job.max_side if job.max_side else self.full_output_cap
         photo = await self.fetch_image(job.photo, ctx, max_side)
         t1 = clock()
-        if job.style is not None:
-            style: Any = job.style
-        else:
-            style = await self.own_style(job, stylizer, ctx)
+        style = await self.painted_style(job, stylizer, ctx)
         result: Image.Image = await ctx.run_blocking(
             lambda: stylizer.stylize(
                 photo,
@@ -167,9 +202,13 @@ class JobHandler:
         data: bytes = await ctx.run_blocking(imageio.encode_image, result, "jpeg", quality)
         t3 = clock()
         caption = t("result_caption", style=title, strength=job.strength)
-        markup = result_keyboard(t, job.ref, job.strength) if job.ref else None
+        markup = (
+            result_keyboard(t, job.ref, job.strength, mix=self.mixable(job, stylizer))
+            if job.ref
+            else None
+        )
         as_document = job.as_document or not photo_fits(result.size, len(data))
-        name = f"totoshka-{job.style or 'own'}-{result.width}x{result.height}.jpg"
+        name = f"totoshka-{file_label(style)}-{result.width}x{result.height}.jpg"
         message = await self.send_result(job, data, name, caption, markup, as_document)
         await ctx.checkpoint("result", message.message_id)
         log.info(

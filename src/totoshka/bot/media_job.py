@@ -139,7 +139,7 @@ async def paint_clip(
     import totoshka.engine.video as video  # PyAV, OpenCV, torch: only where clips are painted
 
     stylizer = await handler.stylizer(ctx)
-    style = job.style if job.style is not None else await handler.own_style(job, stylizer, ctx)
+    style = await handler.painted_style(job, stylizer, ctx)
     data = await handler.fetch_bytes(job.photo)
     caps = handler.clips
     limits = video.VideoLimits(
@@ -190,7 +190,7 @@ async def paint_clip(
 async def paint_sticker(handler: JobHandler, job: JobPayload, t: Translator, ctx: Any) -> Message:
     """Paint a static sticker and send it back as a sticker (WebP, 512 px, alpha kept)."""
     stylizer = await handler.stylizer(ctx)
-    style = job.style if job.style is not None else await handler.own_style(job, stylizer, ctx)
+    style = await handler.painted_style(job, stylizer, ctx)
     data = await handler.fetch_bytes(job.photo)
     webp: bytes = await ctx.run_blocking(
         lambda: paint(

@@ -8,7 +8,7 @@ here is module-level state and two bots in one process (tests) never share anyth
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiogram import Bot
 
@@ -47,6 +47,8 @@ class Services:
     board: StatusBoard | None = None
     clip_queue: JobQueue | None = None  # the clips' lane; None: they share the queue
     clip_board: StatusBoard | None = None
+    # style id -> the offered styles it mixes with (one shared network: see engine.mixing)
+    partners: dict[str, list[str]] = field(default_factory=dict)
 
     def lanes(self) -> list[Lane]:
         lanes = [Lane(self.queue, self.board)]
@@ -69,6 +71,11 @@ class Services:
 
     def style_buttons(self, lang: str) -> list[tuple[str, str]]:
         return [(sid, titles.get(lang) or titles["en"]) for sid, titles in self.styles]
+
+    def mix_partners(self, style_id: str, lang: str) -> list[tuple[str, str]]:
+        """(id, title) of the offered styles `style_id` mixes with, in picker order."""
+        titles = dict(self.style_buttons(lang))
+        return [(sid, titles[sid]) for sid in self.partners.get(style_id, []) if sid in titles]
 
     def style_title(self, style_id: str, lang: str) -> str | None:
         for sid, titles in self.styles:

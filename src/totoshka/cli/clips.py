@@ -19,6 +19,7 @@ from totoshka.engine.errors import EngineError
 
 if TYPE_CHECKING:
     from totoshka.engine.factory import Engine
+    from totoshka.engine.mixing import StyleMix
     from totoshka.engine.own_style import OwnStyle
 
 CLIP_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif"})
@@ -60,7 +61,7 @@ def clip_progress() -> Progress:
 def paint_clips(
     engine: Engine,
     inputs: list[Path],
-    style: str | OwnStyle,
+    style: str | StyleMix | OwnStyle,
     label: str,
     *,
     output: Path | None,

@@ -21,7 +21,7 @@ from totoshka.engine.errors import EngineError
 from totoshka.engine.factory import Engine
 
 STYLE_IMAGE_HELP = "A painting to use as the style (twice to mix two paintings)."
-MIX_HELP = "With two --style-image: the second painting's share, 0..1."
+MIX_HELP = "With two --style or two --style-image: the second one's share, 0..1 [default: 0.5]."
 STRENGTH_HELP = "Own style strength: 1 = the painting's style, lower mixes in the photo's own."
 ENGINE_HELP = (
     "Own-style engine: magenta or msgnet (needs 'models pull msgnet') "

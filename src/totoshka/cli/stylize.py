@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,8 +17,10 @@ from totoshka.cli.common import (
     item_progress,
     print_error,
 )
+from totoshka.engine.catalog import Catalog
 from totoshka.engine.errors import EngineError
 from totoshka.engine.imageio import encode_image, load_image
+from totoshka.engine.mixing import StyleMix, check_share, mixed_style
 
 
 class OutputFormat(StrEnum):
@@ -34,10 +36,28 @@ def output_path(source: Path, style_id: str, fmt: str, out_dir: Path | None) -> 
     return (out_dir or source.parent) / f"{source.stem}.{style_id}{suffix}"
 
 
+def catalog_style(styles: list[str], mix: float | None, catalog: Catalog) -> tuple[Any, str]:
+    """(what to paint, label for output names) for one --style, or two mixed."""
+    if len(styles) > 2:
+        raise UsageError("give at most two --style to mix")
+    if len(styles) == 1:
+        if mix is not None:
+            raise UsageError("--mix needs two --style (or two --style-image)")
+        return catalog.style(styles[0]).id, styles[0]
+    picked = StyleMix(styles[0], styles[1], 0.5 if mix is None else check_share(mix))
+    mixed_style(catalog, picked)  # refused now, before torch loads, if they cannot mix
+    return picked, picked.label
+
+
 def stylize(
     inputs: Annotated[list[Path], typer.Argument(help="Photos to repaint.", show_default=False)],
     style: Annotated[
-        str | None, typer.Option("--style", "-s", help="Style id (see 'totoshka styles list').")
+        list[str] | None,
+        typer.Option(
+            "--style",
+            "-s",
+            help="Style id (see 'totoshka styles list'); twice, with --mix, to mix two.",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output file (one input only).")
@@ -101,19 +121,19 @@ def stylize(
 
     engine = command_engine(model_mirror=mirror)
     catalog, store = engine.catalog, engine.store
-    if style_image or style is None:
+    if style_image or not style:
         picked, label = own_style.own_style_cli(
-            style, style_image, mix, style_strength, own_style_engine, engine
+            style[0] if style else None, style_image, mix, style_strength, own_style_engine, engine
         )
     else:
-        if mix is not None or style_strength is not None:
-            raise UsageError("--mix and --style-strength go with --style-image")
-        chosen = catalog.style(style)
-        model = catalog.model(chosen.model)
-        if not store.is_present(model):
-            with download_progress(err_console.is_terminal) as progress:
-                store.ensure(model, progress=progress)
-        picked, label = chosen.id, chosen.id
+        if style_strength is not None:
+            raise UsageError("--style-strength goes with --style-image")
+        picked, label = catalog_style(style, mix, catalog)
+        for style_id in style:
+            model = catalog.model(catalog.style(style_id).model)
+            if not store.is_present(model):
+                with download_progress(err_console.is_terminal) as progress:
+                    store.ensure(model, progress=progress)
 
     stylizer = engine.stylizer()  # imports torch: only once the options are right
     if out_dir is not None:

@@ -39,6 +39,7 @@ import numpy as np
 from totoshka.engine.backends.hardware import cpu_info
 from totoshka.engine.factory import Engine, open_engine, runner_for
 from totoshka.engine.settings import EngineSettings
+from totoshka.engine.store import split_mirrors
 
 if TYPE_CHECKING:  # torch is imported by the functions that measure, not by the CLI
     from torch import Tensor, nn
@@ -275,9 +276,9 @@ def run_bench(
     from totoshka.engine.backends.quality import psnr
 
     carried = row_settings(settings)
-    mirror = settings.model_mirror
-    if mirror and Path(mirror).is_dir():  # laid out like ../shared: images/ beside models/
-        shared = Path(mirror).resolve().parent
+    folders = [m for m in split_mirrors(settings.model_mirror) if isinstance(m, Path)]
+    if folders and folders[0].is_dir():  # laid out like ../shared: images/ beside models/
+        shared = folders[0].resolve().parent
         photo = photo or str(shared / "images" / "content" / "venice-boat.jpg")
         painting = painting or str(shared / "images" / "styles" / "starry_night.jpg")
     try:

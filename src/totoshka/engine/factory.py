@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from totoshka.engine.backends import Runner, select_runner
-from totoshka.engine.catalog import Catalog, Model, load_catalog
+from totoshka.engine.catalog import Catalog, load_catalog
 from totoshka.engine.settings import EngineSettings
 from totoshka.engine.store import ModelStore
 
@@ -77,15 +77,8 @@ class Engine:
     def offered_styles(self) -> list[tuple[str, dict[str, str]]]:
         """(id, titles) of the catalog styles whose weights can be had: in the cache,
         in a local mirror folder, or (no mirror, or a URL one) fetched on first use."""
-        store = self.store
-
-        def available(model: Model) -> bool:
-            if store.is_present(model) or not isinstance(store.mirror, Path):
-                return True  # in the cache, or fetched from the URL on first use
-            return all(Path(store.source(f)).exists() for f in model.files)
-
-        styles = self.catalog.styles()
-        return [(s.id, dict(s.title)) for s in styles if available(self.catalog.model(s.model))]
+        models = {m.id: self.store.obtainable(m) for m in self.catalog.models()}
+        return [(s.id, dict(s.title)) for s in self.catalog.styles() if models[s.model]]
 
     def previews_dir(self) -> Path:
         """Where style previews are cached: beside the model cache (`.../previews`

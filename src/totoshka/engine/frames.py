@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from totoshka.engine import color
 from totoshka.engine.backends.shared_stats import StatsReplay, measure
 from totoshka.engine.errors import EngineError
+from totoshka.engine.mixing import StyleMix
 from totoshka.engine.own_style import OwnStyle
 
 
@@ -29,7 +30,7 @@ class Networks(Protocol):
 
     runner: Any
 
-    def network(self, style_id: str) -> nn.Module: ...
+    def network(self, style_id: str | StyleMix) -> nn.Module: ...
 
     def own_style_network(self, style: OwnStyle, photo: Tensor) -> nn.Module: ...
 
@@ -54,7 +55,7 @@ class FramePainter:
     def __init__(
         self,
         stylizer: Networks,
-        style: str | OwnStyle,
+        style: str | StyleMix | OwnStyle,
         *,
         strength: float = 1.0,
         preserve_colors: bool = False,

@@ -70,7 +70,11 @@ class EngineSettings(BaseSettings):
         default=None, description="Operator data: own styles (default: ~/.local/share/totoshka)."
     )
     model_mirror: str | None = Field(
-        default=None, description="A folder or URL prefix laid out like ../shared/models."
+        default=None,
+        description=(
+            "A folder or URL prefix laid out like ../shared/models, or several separated "
+            "by os.pathsep (':' on POSIX), tried in order."
+        ),
     )
     memory_budget_mb: float = Field(
         default=DEFAULT_MEMORY_BUDGET_MB,

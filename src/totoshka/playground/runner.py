@@ -47,6 +47,7 @@ from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.errors import EngineError
 from totoshka.engine.factory import open_engine
 from totoshka.engine.settings import EngineSettings
+from totoshka.engine.store import split_mirrors
 from totoshka.playground.page import create_page_app
 
 Echo = Callable[[str], None]
@@ -94,7 +95,12 @@ def bot_environment(
     env = {k: v for k, v in base.items() if k not in _OVERRIDDEN_ENV}
     for name in _PATH_ENV:
         value = env.get(name)
-        if value and "://" not in value:
+        if value and name == "TOTOSHKA_MODEL_MIRROR":  # a list of folders and URLs
+            mirrors = split_mirrors(value)
+            env[name] = os.pathsep.join(
+                m if isinstance(m, str) else str(m.resolve()) for m in mirrors
+            )
+        elif value and "://" not in value:
             env[name] = str(Path(value).expanduser().resolve())
     env.update(
         TOTOSHKA_BOT_TOKEN=token,

@@ -16,10 +16,10 @@ from __future__ import annotations
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Message
 
-from totoshka.bot.callbacks import GalleryCB, StyleCB
+from totoshka.bot.callbacks import GalleryCB, PageCB, StyleCB
 from totoshka.bot.conversation import Conversation
 from totoshka.bot.job import JobRequest, MediaKind, PaintSpec
-from totoshka.bot.keyboards import paintings_keyboard, style_picker
+from totoshka.bot.keyboards import page_of, paintings_keyboard, style_picker
 from totoshka.bot.media import Subject, file_size_of, subject_of
 from totoshka.bot.middlewares import AlbumMiddleware
 from totoshka.bot.services import Services
@@ -169,12 +169,35 @@ async def on_style(query: CallbackQuery, callback_data: StyleCB, conv: Conversat
     )
 
 
-async def on_gallery(query: CallbackQuery, bot: Bot, t: Translator, services: Services) -> None:
+async def on_gallery(
+    query: CallbackQuery, callback_data: GalleryCB, bot: Bot, t: Translator, services: Services
+) -> None:
+    """The previews of the picker's page (one album), or of every style."""
     await query.answer()
     chat_id = query.message.chat.id if query.message else query.from_user.id
+    only = None
+    if callback_data.page >= 0:
+        only = [sid for sid, _ in page_of(services.style_buttons(t.lang), callback_data.page)]
     await bot.send_message(chat_id, t("gallery_intro"))
-    if not await services.gallery.send(bot, chat_id, t.lang):
+    if not await services.gallery.send(bot, chat_id, t.lang, only=only):
         await bot.send_message(chat_id, t("gallery_empty"))
+
+
+async def on_page(query: CallbackQuery, callback_data: PageCB, conv: Conversation) -> None:
+    """Another page of the picker, in the same message (the photo's ref stays)."""
+    await query.answer()
+    if query.message is None:
+        return
+    await conv.bot.edit_message_reply_markup(
+        chat_id=query.message.chat.id,
+        message_id=query.message.message_id,
+        reply_markup=style_picker(
+            conv.t,
+            callback_data.photo,
+            conv.services.style_buttons(conv.t.lang),
+            callback_data.page,
+        ),
+    )
 
 
 def router(album_wait: float = 0.8) -> Router:
@@ -185,4 +208,5 @@ def router(album_wait: float = 0.8) -> Router:
     )
     r.callback_query.register(on_style, StyleCB.filter())
     r.callback_query.register(on_gallery, GalleryCB.filter())
+    r.callback_query.register(on_page, PageCB.filter())
     return r

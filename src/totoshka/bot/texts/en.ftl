@@ -48,6 +48,7 @@ btn_another_style = 🎨 Another style
 btn_full = 📄 Full resolution
 btn_stronger = ➕ Stronger
 btn_weaker = ➖ Weaker
+btn_mix = 🎭 Mix with…
 btn_back = ⬅️ Back
 
 ## The status message of one picture
@@ -68,6 +69,13 @@ status_failed = 😔 Sorry, I could not make this picture: { $reason } Please tr
 ## Results and the user's own style
 
 own_style_title = your painting
+# $style: the result's style title
+mix_pick = Mix «{ $style }» with which style?
+# $style: the second style's title
+mix_share = How much of «{ $style }» goes into the mix?
+mix_none = This style has no other styles to mix with.
+# $first, $second: style titles; $share: percent of the second, 25–75
+mix_title = { $first } + { $second } { $share }%
 # $strength: percent, 25–100
 result_caption = «{ $style }» · strength { $strength }%
 send_painting = Now send me the painting whose style you want (as a photo or an image file). Or pick one of your recent paintings:
@@ -153,6 +161,7 @@ gallery_empty = The previews are not ready — the style models are not download
 err_bad_image = this file is not a picture I can read.
 err_image_too_large = the picture is too large.
 err_unknown_style = that style is not available.
+err_mix_refused = these two styles cannot be mixed.
 err_model_missing = the style's model is not available right now.
 err_download = I could not download the photo from Telegram.
 err_generic = something went wrong on my side.

@@ -14,6 +14,7 @@ from torch import nn
 from totoshka.engine.catalog import Model, Style
 from totoshka.engine.errors import EngineError
 from totoshka.engine.imageio import load_image
+from totoshka.engine.models import dumoulin
 from totoshka.engine.models.magenta import load_bound
 from totoshka.engine.models.ml5 import load_ml5
 from totoshka.engine.models.msgnet import CHECKPOINT_FILE, BoundMSGNet, load_msgnet, mixed_target
@@ -40,6 +41,18 @@ def _magenta(folder: Path, model: Model, style: Style) -> nn.Module:
     return load_bound(folder, style.vector)
 
 
+def _dumoulin(folder: Path, model: Model, style: Style) -> nn.Module:
+    # one network, 26 styles: a style (or a mix of styles) is its weight vector
+    if style.vector is None or len(style.vector) != dumoulin.STYLE_COUNT:
+        raise EngineError(
+            f"style {style.id!r}: a Dumoulin style needs {dumoulin.STYLE_COUNT} style weights"
+        )
+    try:
+        return dumoulin.load_bound(folder, style.vector)
+    except ValueError as exc:  # negative or all-zero weights
+        raise EngineError(f"style {style.id!r}: {exc}") from None
+
+
 def _msgnet(folder: Path, model: Model, style: Style) -> nn.Module:
     # a catalog style of MSG-Net paints from its preview picture, the painting itself
     if not style.preview:
@@ -53,6 +66,7 @@ LOADERS: dict[str, Loader] = {
     "pytorch": _pytorch,
     "magenta": _magenta,
     "msgnet": _msgnet,
+    "dumoulin": _dumoulin,
 }
 
 

@@ -29,6 +29,7 @@ from totoshka.engine.video.errors import VideoCancelled, VideoRejected
 from totoshka.engine.video.temporal import METHODS, Method
 
 if TYPE_CHECKING:
+    from totoshka.engine.mixing import StyleMix
     from totoshka.engine.own_style import OwnStyle
     from totoshka.engine.stylizer import Stylizer
 
@@ -64,7 +65,7 @@ def paint_clip(
     stylizer: Stylizer,
     source: Path,
     target: Path,
-    style: str | OwnStyle,
+    style: str | StyleMix | OwnStyle,
     *,
     strength: float = 1.0,
     preserve_colors: bool = False,
