@@ -3,7 +3,7 @@ and the engine's settings.
 
 Errors a user can cause (an `EngineError`, a missing file, a bad option) print one
 line, `totoshka: error: ...`, on stderr and exit 1 (2 for usage errors), with no
-traceback. That happens once, in `CliGroup.main`, so commands added by other
+traceback. That happens once, in `group.RootGroup.main`, so commands added by other
 modules get it for free: they just raise `EngineError` or `UsageError`.
 
 A command is where its process starts, so it is where the engine's configuration is
@@ -14,10 +14,9 @@ it, or the engine `open_engine` builds from it, to whatever it calls.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -30,18 +29,14 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from typer._click.exceptions import ClickException
 from typer._click.exceptions import UsageError as ClickUsageError
-from typer.core import TyperGroup
-from typer.exceptions import Abort
 
-from totoshka.cli.run import settings_problem
+from totoshka.cli.group import PROG, one_line, settings_problem
 from totoshka.engine.catalog import Model, ModelFile
 from totoshka.engine.errors import EngineError
 from totoshka.engine.factory import Engine, open_engine
 from totoshka.engine.settings import EngineSettings
 
-PROG = "totoshka"
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -50,52 +45,8 @@ class UsageError(ClickUsageError):
     """A bad combination of options; exit status 2."""
 
 
-def one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def print_error(message: object) -> None:
     err_console.print(f"{PROG}: error: {one_line(message)}", markup=False)
-
-
-def fail(message: object, code: int = 1) -> NoReturn:
-    print_error(message)
-    raise SystemExit(code)
-
-
-class CliGroup(TyperGroup):
-    """The root command: turns expected failures into one line and an exit status."""
-
-    def main(  # type: ignore[override]
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, False, **extra)
-        try:
-            rv = super().main(args, prog_name or PROG, complete_var, False, **extra)
-        except ClickUsageError as exc:
-            hint = ""
-            if exc.ctx is not None:
-                hint = f" (see '{exc.ctx.command_path} --help')"
-            fail(f"{exc.format_message()}{hint}", exc.exit_code)
-        except ClickException as exc:
-            fail(exc.format_message(), exc.exit_code)
-        except Abort:
-            fail("aborted", 1)
-        except EngineError as exc:
-            fail(exc.message, 1)
-        except FileNotFoundError as exc:
-            fail(f"{exc.filename or exc}: no such file", 1)
-        except PermissionError as exc:
-            fail(f"{exc.filename or exc}: permission denied", 1)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def engine_settings(**options: Any) -> EngineSettings:

@@ -14,18 +14,10 @@ import typer
 from pydantic import ValidationError
 
 from totoshka.bot.logs import install_redaction
+from totoshka.cli.group import settings_problem
 from totoshka.config import Settings
 from totoshka.engine.errors import EngineError
 from totoshka.jobs.celery_settings import CeleryConfig
-
-
-def settings_problem(exc: ValidationError) -> str:
-    """A settings error in one line, naming the variables (values are never echoed)."""
-    problems = "; ".join(
-        f"TOTOSHKA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-    )
-    return f"bad configuration: {problems}"
-
 
 SCALE_FIX = "bash scripts/setup.sh scale (or pip install 'totoshka[scale]')"
 

@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from totoshka.cli.common import UsageError, command_engine, console, engine_settings
 from totoshka.cli.own_style import pull_missing
 from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.errors import EngineError
-from totoshka.engine.operator_styles import add_style_from_path, remove_operator_style
 
 app = typer.Typer(help="List the styles; add or remove your own.", no_args_is_help=True)
 
@@ -28,6 +26,8 @@ def list_styles(
         for style in catalog.styles():
             typer.echo(style.id)
         return
+    from rich.table import Table  # the table view only
+
     table = Table(title="Styles", show_lines=False)
     for column in ("id", "title (en)", "title (ru)", "family", "model", "cached"):
         table.add_column(column, no_wrap=column in ("id", "cached"))
@@ -66,6 +66,8 @@ def add(
 ) -> None:
     """Add your own style: a model (--model; the files are copied, hashed and
     test-loaded first) or a painting (--painting)."""
+    from totoshka.engine.operator_styles import add_style_from_path  # numpy, Pillow
+
     if (model is None) == (painting is None):
         raise UsageError("give either --model FILE or --painting FILE")
     if model is not None:
@@ -106,5 +108,7 @@ def add(
 @app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Id of a style you added.")]) -> None:
     """Remove a style you added (and its files)."""
+    from totoshka.engine.operator_styles import remove_operator_style  # numpy, Pillow
+
     remove_operator_style(name, data_dir=engine_settings().data_path())
     typer.echo(f"removed style {name!r}")
