@@ -90,6 +90,7 @@ class BotApp:
             clip_queue=self.clip_queue,
             clip_board=self.clip_board,
             partners=mix_partners(self.engine.catalog, [sid for sid, _ in styles]),
+            state_locks=wiring.make_state_locks(self.storage),
         )
         self.handler = wiring.make_job_handler(
             settings,

@@ -11,6 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiogram import Bot
+from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 
 from totoshka.bot.gallery import Gallery
 from totoshka.bot.job import CLIP_KINDS, JobPayload
@@ -49,6 +51,8 @@ class Services:
     clip_board: StatusBoard | None = None
     # style id -> the offered styles it mixes with (one shared network: see engine.mixing)
     partners: dict[str, list[str]] = field(default_factory=dict)
+    # per-conversation locks for FSM data edits (see `Conversation.edit_data`)
+    state_locks: BaseEventIsolation = field(default_factory=SimpleEventIsolation)
 
     def lanes(self) -> list[Lane]:
         lanes = [Lane(self.queue, self.board)]

@@ -16,8 +16,8 @@ from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 
 from totoshka.bot.job_handler import JobHandler
 from totoshka.bot.logs import install_redaction
@@ -55,6 +55,18 @@ def make_storage(settings: Settings) -> BaseStorage:
         keys = DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True, with_destiny=True)
         return RedisStorage.from_url(settings.redis_url, key_builder=keys)
     return MemoryStorage()
+
+
+def make_state_locks(storage: BaseStorage) -> BaseEventIsolation:
+    """Locks for FSM data edits that hold wherever the state lives: a Redis lock (in
+    the storage's own Redis, under its key builder) when replicas share Redis state,
+    an asyncio lock per conversation in memory."""
+    redis = getattr(storage, "redis", None)
+    if redis is not None:
+        from aiogram.fsm.storage.redis import RedisEventIsolation
+
+        return RedisEventIsolation(redis, key_builder=storage.key_builder)  # type: ignore[attr-defined]
+    return SimpleEventIsolation()
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

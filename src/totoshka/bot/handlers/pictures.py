@@ -41,7 +41,7 @@ def refusal_text(t: Translator, message: Message, key: str, max_seconds: float) 
 
 async def show_picker(message: Message, conv: Conversation, photo_ref: str) -> None:
     await conv.state.set_state(Flow.choosing_style)
-    await conv.state.update_data(current=photo_ref)
+    await conv.update_data(current=photo_ref)
     t = conv.t
     await message.answer(
         t("pick_style"),
@@ -94,7 +94,7 @@ async def on_picture(
         # An album of two: the photo (or clip) first, the painting second.
         await message.answer(t("album_own_style"))
         photo_ref = await conv.remember_photo(subjects[0].file_id, subjects[0].kind)
-        await state.update_data(current=photo_ref)
+        await conv.update_data(current=photo_ref)
         await own_style_job(
             message,
             conv,
@@ -142,7 +142,7 @@ async def on_style(query: CallbackQuery, callback_data: StyleCB, conv: Conversat
     if style == "own":
         await query.answer()
         await state.set_state(Flow.awaiting_painting)
-        await state.update_data(current=callback_data.photo)
+        await conv.update_data(current=callback_data.photo)
         keyboard = paintings_keyboard(t, callback_data.photo, prefs.paintings)
         text = t("send_painting") if keyboard else t("send_painting_plain")
         await conv.bot.send_message(chat_id, text, reply_markup=keyboard)

@@ -42,7 +42,7 @@ async def on_result(query: CallbackQuery, callback_data: ResultCB, conv: Convers
         await query.answer()
         photo_ref = await conv.remember_photo(spec.photo)
         await state.set_state(Flow.choosing_style)
-        await state.update_data(current=photo_ref)
+        await conv.update_data(current=photo_ref)
         await conv.bot.send_message(
             chat_id,
             t("pick_style"),
