@@ -196,6 +196,9 @@ def test_imports_inside_functions_are_only_heavy_ones() -> None:
         # generic jobs: nothing of Telegram, nothing of tensors
         ("totoshka.jobs", ("totoshka.bot", "totoshka.engine", "totoshka.cli", "totoshka.config")),
         ("totoshka.bot", ("totoshka.cli", "totoshka.playground")),
+        # metrics and log context, shared by bot and jobs: a leaf
+        ("totoshka.observability", ("totoshka.bot", "totoshka.jobs", "totoshka.engine")),
+        ("totoshka.observability", ("totoshka.cli", "totoshka.config", "totoshka.emulator")),
     ],
 )
 def test_layers_point_one_way(layer: str, forbidden: tuple[str, ...]) -> None:

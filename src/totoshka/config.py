@@ -98,6 +98,21 @@ class Settings(EngineSettings):
     send_retries: int = Field(default=6, ge=1)
     request_timeout: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one JSON object a line (time, level, logger, message, job and "
+        "user ids) for a log collector.",
+    )
+
+    # The operator's endpoints: /metrics (Prometheus), /healthz, /readyz. In webhook
+    # mode they are on the webhook server unless a port of their own is given; in
+    # polling mode only with a port.
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port of /metrics, /healthz, /readyz."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics port listens on."
+    )
 
     @field_validator("api_url")
     @classmethod

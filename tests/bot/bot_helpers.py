@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from totoshka.bot.app import BotApp
 from totoshka.config import Settings
@@ -90,3 +94,75 @@ async def start_bot(settings: Settings, stylizer_factory: Callable[[], Any]) -> 
         )
     )
     return RunningBot(app, task)
+
+
+# -- the operator's endpoints (/metrics, /healthz, /readyz), over real HTTP ------------
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def http_get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return response.status, await response.text()
+
+
+def parse_metrics(text: str) -> Samples:
+    """Every sample of a scrape, by (name, labels), parsed by prometheus_client itself."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+async def wait_for_http(url: str, timeout: float = WAIT) -> tuple[int, str]:
+    """The first answer of a server that may still be starting (refused until then)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await http_get(url)
+        except aiohttp.ClientConnectionError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def wait_until_ready(base: str, timeout: float = WAIT) -> list[dict[str, Any]]:
+    """Poll ``/readyz`` until it says ready; returns every answer, the 503s first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    answers = []
+    while True:
+        status, body = await wait_for_http(f"{base}/readyz", timeout)
+        answer = {"status_code": status, **json.loads(body)}
+        answers.append(answer)
+        if status == 200 or loop.time() > deadline:
+            return answers
+        await asyncio.sleep(0.2)
+
+
+async def scrape_until(
+    base: str, ready: Callable[[Samples], bool], timeout: float = WAIT
+) -> tuple[str, Samples]:
+    """Scrape ``/metrics`` until ``ready(samples)``: a counter moves just after the
+    user sees the result (the job is marked done after its last message)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        status, text = await http_get(f"{base}/metrics")
+        assert status == 200, text
+        samples = parse_metrics(text)
+        if ready(samples) or loop.time() > deadline:
+            return text, samples
+        await asyncio.sleep(0.2)

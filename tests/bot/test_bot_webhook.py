@@ -2,16 +2,26 @@
 
 setWebhook carries a ``secret_token``; the emulator sends it back in
 ``X-Telegram-Bot-Api-Secret-Token`` and the bot refuses any request without it.
+The operator's endpoints (/metrics, /healthz, /readyz) share the webhook server.
 """
 
 from __future__ import annotations
 
-import socket
+import json
 from pathlib import Path
 
 import aiohttp
 import pytest
-from bot_helpers import WAIT, make_settings
+from bot_helpers import (
+    TOKEN,
+    WAIT,
+    free_port,
+    http_get,
+    make_settings,
+    metric,
+    scrape_until,
+    wait_until_ready,
+)
 
 from totoshka.bot.app import BotApp
 from totoshka.bot.texts import Texts
@@ -20,12 +30,6 @@ from totoshka.emulator.server import EmulatorServer
 pytestmark = [pytest.mark.e2e]
 
 TEXTS = Texts.load()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -65,6 +69,19 @@ async def test_webhook_mode_with_secret(
         await user.press(picker, "Udnie" if lang == "en" else "Удни")
         result = await user.wait_for_message(lambda m: m.photo, timeout=WAIT)
         assert result.photo
+
+        # /metrics, /healthz and /readyz on the same server, beside the webhook path
+        base = f"http://127.0.0.1:{port}"
+        status, body = await http_get(f"{base}/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        answers = await wait_until_ready(base)
+        assert answers[-1] == {"status_code": 200, "status": "ready"}, answers
+        text, samples = await scrape_until(
+            base, lambda s: metric(s, "totoshka_jobs_done_total", lane="photos") == 1
+        )
+        assert metric(samples, "totoshka_jobs_done_total", lane="photos") == 1
+        assert (metric(samples, "totoshka_updates_total", type="message", outcome="ok") or 0) >= 2
+        assert TOKEN.split(":", 1)[1] not in text and "s3cret-webhook-value" not in text
 
         # A forged update without the secret is refused.
         url = f"http://127.0.0.1:{port}/telegram/webhook"

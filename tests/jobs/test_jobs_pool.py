@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from totoshka.jobs import JobContext, JobState, RetryLater, SQLiteJobQueue, WorkerPool
+from totoshka.observability import JOB_ID, USER_ID, Metrics
 
 WAIT = 60.0  # upper bound for any wait; never an assertion on duration
 
@@ -363,3 +365,49 @@ async def test_start_fails_a_job_that_killed_its_worker_every_time(
     assert job is not None and job.state is JobState.FAILED and job.attempt == 3
     assert len(failed) == 1 and failed[0][0] == {"photo": "bomb"}
     assert type(failed[0][1]).__name__ == "WorkerLost"
+
+
+async def test_metrics_count_attempts_retries_and_outcomes(queue: SQLiteJobQueue) -> None:
+    """One job fails once then succeeds, one defers once then succeeds, one always
+    fails: the pool's counters say so, and each run names its job in the log context."""
+    runs: dict[str, int] = {}
+    seen: list[tuple[str | None, str | None, str]] = []
+
+    async def handler(payload: dict[str, Any], ctx: JobContext) -> None:
+        name = payload["name"]
+        runs[name] = runs.get(name, 0) + 1
+        seen.append((JOB_ID.get(), USER_ID.get(), ctx.job_id))
+        if name == "flaky" and runs[name] == 1:
+            raise RuntimeError("first run fails")
+        if name == "deferred" and runs[name] == 1:
+            raise RetryLater(0.0)
+        if name == "poison":
+            raise RuntimeError("always")
+
+    metrics = Metrics()
+    for name in ("flaky", "deferred", "poison"):
+        queue.submit(name, {"name": name})
+    pool = make_pool(queue, handler, max_attempts=2, metrics=metrics, lane="clips")
+    await pool.start()
+    try:
+        await wait_for(all_final(queue))
+    finally:
+        await pool.stop()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    assert value("totoshka_job_attempts_total", lane="clips") == 6  # 2 + 2 + 2
+    assert value("totoshka_jobs_done_total", lane="clips") == 2
+    assert value("totoshka_jobs_failed_total", lane="clips") == 1
+    assert value("totoshka_jobs_retried_total", lane="clips", reason="error") == 2
+    assert value("totoshka_jobs_retried_total", lane="clips", reason="deferred") == 1
+    assert value("totoshka_jobs_running", lane="clips") == 0
+    assert value("totoshka_job_stage_seconds_count", stage="wait") == 3  # first runs only
+    assert all(job_id == ctx_id and user is not None for job_id, user, ctx_id in seen)
+    assert JOB_ID.get() is None and USER_ID.get() is None  # nothing left behind

@@ -75,7 +75,7 @@ def test_no_style_at_all(photo) -> None:
 
 def test_strength_without_a_painting(photo) -> None:
     one_line_error(run("stylize", photo, "--style", "wave", "--style-strength", "0.5"), 2,
-                   "go with --style-image")  # fmt: skip
+                   "--style-strength goes with --style-image")  # fmt: skip
 
 
 def test_unusable_paintings(photo, tmp_path) -> None:

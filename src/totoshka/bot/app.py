@@ -9,6 +9,11 @@ Shutdown order matters for "never lose a photo": stop taking updates first,
 then stop the worker pool gracefully (running jobs finish or go back to the
 queue), then close the HTTP session. A job accepted before the stop is in
 SQLite and is delivered by the next start.
+
+The operator's view (`totoshka.bot.ops`): one `Metrics` per app, fed by the
+update middleware, the worker pools and the job handler; ``/readyz`` is 200 once
+the warm-up has run and the workers started, while the queues and the state
+storage answer.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from typing import Any
 
 from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
+from aiohttp import web
 
-from totoshka.bot import wiring
+from totoshka.bot import ops, wiring
 from totoshka.bot.gallery import Gallery
 from totoshka.bot.handlers import build_routers
 from totoshka.bot.handlers.commands import register_commands
 from totoshka.bot.logs import setup_logging
-from totoshka.bot.middlewares import PrefsMiddleware
+from totoshka.bot.middlewares import PrefsMiddleware, UpdateMetricsMiddleware
 from totoshka.bot.services import Services
 from totoshka.bot.status_board import StatusBoard, Tracked
 from totoshka.bot.texts import Texts
@@ -39,9 +45,13 @@ from totoshka.engine.factory import open_engine
 from totoshka.engine.mixing import mix_partners
 from totoshka.jobs.celery_settings import CeleryConfig
 from totoshka.jobs.pool import WorkerPool
-from totoshka.jobs.queue import JobState
+from totoshka.jobs.queue import JobState, QueueUnavailable
+from totoshka.observability import Metrics
 
 log = logging.getLogger(__name__)
+
+#: Seconds a /readyz check waits for a queue or the state storage to answer.
+READY_TIMEOUT = 3.0
 
 
 class BotApp:
@@ -61,6 +71,10 @@ class BotApp:
         # where the start-up inference line goes (the CLI: straight to stderr)
         self.announce = announce or log.info
         self._warm_task: asyncio.Task[None] | None = None
+        self._serving = False  # the warm-up has run and the workers started
+        self._warm_note: str | None = None  # why the warm-up measured nothing
+        self._ops_runner: web.AppRunner | None = None
+        self.metrics = Metrics()
         self.texts = Texts.load()
         self.bot = wiring.make_bot(settings)
         self.storage = storage or wiring.make_storage(settings)
@@ -91,7 +105,11 @@ class BotApp:
             clip_board=self.clip_board,
             partners=mix_partners(self.engine.catalog, [sid for sid, _ in styles]),
             state_locks=wiring.make_state_locks(self.storage),
+            metrics=self.metrics,
         )
+        for lane in self.services.lanes():
+            self.metrics.lane(lane.name)
+        self.metrics.watch_queues({lane.name: lane.queue.stats for lane in self.services.lanes()})
         self.handler = wiring.make_job_handler(
             settings,
             self.bot,
@@ -101,16 +119,17 @@ class BotApp:
             retry=self.retry,
             stylizer_factory=self.stylizer_factory,
             on_start=self._claim,
+            metrics=self.metrics,
         )
         self.pools: list[WorkerPool] = []
         if self.embedded and with_workers:
             # (queue, board, concurrency, cpu_workers): photos get the engine's figure of
             # threads (GPU batches: more), clips one thread per clip worker
             clips = settings.clip_workers
-            lanes = [(self.queue, self.board, settings.workers, inference_threads())]
+            lanes = [("photos", self.queue, self.board, settings.workers, inference_threads())]
             if self.clip_queue is not None:
-                lanes.append((self.clip_queue, self.clip_board, clips, clips))
-            for queue, board, concurrency, cpu_workers in lanes:
+                lanes.append(("clips", self.clip_queue, self.clip_board, clips, clips))
+            for name, queue, board, concurrency, cpu_workers in lanes:
                 self.pools.append(
                     WorkerPool(
                         queue,
@@ -120,6 +139,8 @@ class BotApp:
                         max_attempts=settings.max_attempts,
                         on_change=board.refresh if board else None,
                         on_failed=self.handler.on_failed,
+                        metrics=self.metrics,
+                        lane=name,
                     )
                 )
         self.dispatcher = self._make_dispatcher()
@@ -145,6 +166,8 @@ class BotApp:
             settings=self.settings,
             texts=self.texts,
         )
+        # after aiogram's own update middlewares: inside the errors one, with the user known
+        dp.update.outer_middleware(UpdateMetricsMiddleware(self.metrics))
         prefs = PrefsMiddleware(self.texts, self.storage)
         dp.message.outer_middleware(prefs)
         dp.callback_query.outer_middleware(prefs)
@@ -154,6 +177,12 @@ class BotApp:
         return dp
 
     async def _on_startup(self) -> None:
+        if self.settings.metrics_port is not None and self._ops_runner is None:
+            s = self.settings
+            self._ops_runner = await ops.serve(
+                s.metrics_host, s.metrics_port, self.metrics, self.readiness
+            )
+            log.info("metrics on http://%s:%s/metrics", s.metrics_host, s.metrics_port)
         try:
             await register_commands(self.bot, self.texts)
         except Exception:
@@ -167,6 +196,7 @@ class BotApp:
         await asyncio.to_thread(self._warm_up)
         for pool in self.pools:
             await pool.start()
+        self._serving = True
 
     def _warm_up(self) -> None:
         """Convert, compile and time the serving path once, before the first job: the
@@ -179,10 +209,38 @@ class BotApp:
             result = startup_probe(stylizer, [style_id for style_id, _ in self.services.styles])
         except Exception as exc:  # the workers start anyway; a job will say what is wrong
             log.warning("inference: not measured (%s: %s)", type(exc).__name__, exc)
+            self._warm_note = f"inference not measured ({type(exc).__name__})"
             return
         self.announce(result.line)
         if result.warning:
             log.warning("%s", result.warning)
+
+    async def readiness(self) -> tuple[list[str], list[str]]:
+        """Why this bot cannot serve now (empty: it can), and notes for the operator.
+
+        Models: only where this process paints (embedded workers); a failed start-up
+        measurement is a note, not a refusal, since the workers serve anyway. Queues:
+        every lane's `ping` (Celery: its Redis store and its broker). State: Redis
+        when the conversation state lives there."""
+        reasons: list[str] = []
+        notes = [self._warm_note] if self._warm_note else []
+        if self.pools and not self._serving:
+            reasons.append("models: warming up")
+        for lane in self.services.lanes():
+            ping = getattr(lane.queue, "ping", None) or lane.queue.stats
+            try:
+                await asyncio.wait_for(asyncio.to_thread(ping), READY_TIMEOUT)
+            except QueueUnavailable as exc:
+                reasons.append(f"{lane.name} queue: {exc}")
+            except Exception as exc:
+                reasons.append(f"{lane.name} queue: unreachable ({type(exc).__name__})")
+        redis = getattr(self.storage, "redis", None)
+        if redis is not None:
+            try:
+                await asyncio.wait_for(redis.ping(), READY_TIMEOUT)
+            except Exception as exc:
+                reasons.append(f"state storage: unreachable ({type(exc).__name__})")
+        return reasons, notes
 
     async def _resume_status_lines(self) -> None:
         """After a restart, keep updating "place in line" for jobs accepted before it."""
@@ -230,6 +288,9 @@ class BotApp:
 
     async def close(self) -> None:
         await self._on_shutdown()  # again: a pool that already stopped returns at once
+        runner, self._ops_runner = self._ops_runner, None
+        if runner is not None:
+            await runner.cleanup()
         for queue in (self.queue, self.clip_queue):
             close = getattr(queue, "close", None)
             if close is not None:
@@ -241,10 +302,12 @@ class BotApp:
         """Serve updates over HTTP and register the webhook; returns the aiohttp runner.
 
         aiogram's `SimpleRequestHandler` answers 401 to any request without the
-        ``X-Telegram-Bot-Api-Secret-Token`` we gave to setWebhook.
+        ``X-Telegram-Bot-Api-Secret-Token`` we gave to setWebhook. ``/metrics``,
+        ``/healthz`` and ``/readyz`` are served here too, unless
+        ``TOTOSHKA_METRICS_PORT`` gives them a server of their own (to keep them
+        off a public listener).
         """
         from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-        from aiohttp import web
 
         s = self.settings
         if not s.webhook_url:
@@ -254,6 +317,8 @@ class BotApp:
         SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret).register(
             app, path=s.webhook_path
         )
+        if s.metrics_port is None:
+            ops.add_routes(app, self.metrics, self.readiness)
         setup_application(app, self.dispatcher, bot=self.bot)
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
@@ -283,18 +348,23 @@ class BotApp:
 
 
 def configure_logging(settings: Settings) -> None:
-    setup_logging(settings.log_level, settings.token())
+    setup_logging(settings.log_level, settings.token(), fmt=settings.log_format)
 
 
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _announce(settings: Settings) -> Callable[[str], None] | None:
+    """The inference line: bare on stderr, or a log record when every line is JSON."""
+    return _to_stderr if settings.log_format == "text" else None
+
+
 def run_polling(settings: Settings) -> None:
     configure_logging(settings)
-    asyncio.run(BotApp(settings, announce=_to_stderr).run_polling())
+    asyncio.run(BotApp(settings, announce=_announce(settings)).run_polling())
 
 
 def run_webhook(settings: Settings) -> None:
     configure_logging(settings)
-    asyncio.run(BotApp(settings, announce=_to_stderr).run_webhook())
+    asyncio.run(BotApp(settings, announce=_announce(settings)).run_webhook())

@@ -40,6 +40,7 @@ from totoshka.bot.texts import Texts, Translator
 from totoshka.engine import imageio
 from totoshka.engine.errors import EngineError
 from totoshka.engine.mixing import StyleMix, partners
+from totoshka.observability import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class JobHandler:
         full_output_cap: int = 4096,
         clips: ClipSettings | None = None,
         on_start: Callable[[str], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
         self._stylizer_factory = stylizer_factory
@@ -95,6 +97,11 @@ class JobHandler:
         self.full_output_cap = full_output_cap
         self.clips = clips or ClipSettings()
         self.on_start = on_start  # the status board stops showing "place N" from here
+        self.metrics = metrics  # stage latencies and results (None: nothing counted)
+
+    def _result(self, job: JobPayload, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.results.labels(job.kind, outcome).inc()
 
     async def stylizer(self, ctx: Any) -> Any:
         """Build the Stylizer on first use, off the loop (it reads the catalog)."""
@@ -118,12 +125,17 @@ class JobHandler:
             except (JobFailed, EngineError) as e:
                 await self.apologise(job, t, reason_key(e), getattr(e, "params", {}))
                 await ctx.checkpoint("result", "failed")
+                self._result(job, "refused")
                 return
             except TelegramForbiddenError:
                 # The user blocked the bot: nobody to deliver to, and retrying cannot help.
                 log.info("chat %s blocked the bot; job dropped", job.chat_id)
                 await ctx.checkpoint("result", "forbidden")
+                self._result(job, "blocked")
                 return
+            self._result(
+                job, "cancelled" if ctx.checkpoints.get("result") == "cancelled" else "sent"
+            )
         if "status_done" not in ctx.checkpoints:
             result = ctx.checkpoints.get("result")
             if result == "cancelled":
@@ -137,6 +149,7 @@ class JobHandler:
         job = JobPayload.model_validate(payload)
         t = self.texts.for_language(job.lang)
         log.warning("job for chat %s failed: %s", job.chat_id, type(error).__name__)
+        self._result(job, "failed")
         await self.apologise(job, t, reason_key(error))
 
     async def style_title(self, job: JobPayload, t: Translator, ctx: Any) -> str:
@@ -210,14 +223,23 @@ class JobHandler:
         as_document = job.as_document or not photo_fits(result.size, len(data))
         name = f"totoshka-{file_label(style)}-{result.width}x{result.height}.jpg"
         message = await self.send_result(job, data, name, caption, markup, as_document)
+        t4 = clock()
         await ctx.checkpoint("result", message.message_id)
+        if self.metrics is not None:
+            for stage, seconds in (
+                ("fetch", t1 - t0),
+                ("paint", t2 - t1),
+                ("encode", t3 - t2),
+                ("send", t4 - t3),
+            ):
+                self.metrics.stage_seconds.labels(stage).observe(seconds)
         log.info(
             "job %s: fetch+decode %.2fs, paint %.2fs, encode %.2fs, send %.2fs (%dx%d)",
             ctx.job_id,
             t1 - t0,
             t2 - t1,
             t3 - t2,
-            clock() - t3,
+            t4 - t3,
             result.width,
             result.height,
         )

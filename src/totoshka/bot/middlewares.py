@@ -1,6 +1,7 @@
-"""Middlewares: the user's language and preferences, and albums gathered into one call.
+"""Middlewares: the user's language and preferences, albums gathered into one call,
+and every update counted.
 
-Both hold their state on the instance (built per dispatcher), never in the module.
+All hold their state on the instance (built per dispatcher), never in the module.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.types import Message, TelegramObject, User
+from aiogram.types import Message, TelegramObject, Update, User
 
 from totoshka.bot.conversation import Conversation
 from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.texts import Texts, language_from_code
+from totoshka.observability import USER_ID, Metrics
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -76,3 +78,35 @@ class AlbumMiddleware(BaseMiddleware):
         album.sort(key=lambda m: m.message_id)
         data["album"] = album
         return await handler(album[0], data)
+
+
+class UpdateMetricsMiddleware(BaseMiddleware):
+    """Counts each update by type and outcome (``totoshka_updates_total``) and names
+    its user in the log context while it is handled.
+
+    An outer middleware of the dispatcher's ``update`` observer, registered after
+    aiogram's own: it sits inside the errors middleware, so it sees a handler's
+    exception (``error``) before the errors router answers the user with an apology.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        kind = "unknown"
+        if isinstance(event, Update):
+            try:
+                kind = event.event_type
+            except Exception:  # a type newer than this aiogram: still counted
+                kind = "unknown"
+        user: User | None = data.get("event_from_user")
+        token = USER_ID.set(str(user.id) if user is not None else None)
+        try:
+            result = await handler(event, data)
+        except Exception:
+            self.metrics.updates.labels(kind, "error").inc()
+            raise
+        finally:
+            USER_ID.reset(token)
+        self.metrics.updates.labels(kind, "ok").inc()
+        return result

@@ -21,6 +21,7 @@ from totoshka.bot.status_board import StatusBoard, Tracked
 from totoshka.bot.texts import Texts, Translator
 from totoshka.config import Settings
 from totoshka.jobs.queue import JobQueue, JobState, TooManyPending
+from totoshka.observability import Metrics
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Lane:
 
     queue: JobQueue
     board: StatusBoard | None
+    name: str = "photos"  # the lane's label in metrics and /readyz
 
 
 @dataclass
@@ -53,16 +55,17 @@ class Services:
     partners: dict[str, list[str]] = field(default_factory=dict)
     # per-conversation locks for FSM data edits (see `Conversation.edit_data`)
     state_locks: BaseEventIsolation = field(default_factory=SimpleEventIsolation)
+    metrics: Metrics | None = None  # counts accepted jobs per lane
 
     def lanes(self) -> list[Lane]:
         lanes = [Lane(self.queue, self.board)]
         if self.clip_queue is not None:
-            lanes.append(Lane(self.clip_queue, self.clip_board))
+            lanes.append(Lane(self.clip_queue, self.clip_board, "clips"))
         return lanes
 
     def lane_for(self, kind: str) -> Lane:
         if kind in CLIP_KINDS and self.clip_queue is not None:
-            return Lane(self.clip_queue, self.clip_board)
+            return Lane(self.clip_queue, self.clip_board, "clips")
         return Lane(self.queue, self.board)
 
     async def clip_running(self, job_id: str | None) -> bool:
@@ -135,6 +138,8 @@ class Services:
         if result.duplicate:
             await bot.delete_message(job.chat_id, status.message_id)
             return Submitted(result.job_id)
+        if self.metrics is not None:
+            self.metrics.jobs_queued.labels(lane.name).inc()
         tracked = Tracked(job.chat_id, status.message_id, t.lang)
         if lane.board is not None:
             await lane.board.track(result.job_id, tracked)

@@ -31,6 +31,7 @@ from totoshka.engine.factory import Engine, open_engine
 from totoshka.jobs.celery_settings import CeleryConfig
 from totoshka.jobs.queue import JobHandlers, JobQueue
 from totoshka.jobs.sqlite_queue import SQLiteJobQueue
+from totoshka.observability import Metrics
 
 #: The Celery workers' handler factory, by dotted path (resolved in each worker process).
 WORKER_HANDLERS = "totoshka.bot.wiring:worker_handlers"
@@ -115,6 +116,7 @@ def make_job_handler(
     retry: RetryPolicy | None = None,
     stylizer_factory: Any = None,
     on_start: Any = None,
+    metrics: Metrics | None = None,
 ) -> JobHandler:
     return JobHandler(
         bot,
@@ -125,6 +127,7 @@ def make_job_handler(
         full_output_cap=settings.full_output_cap,
         clips=clip_settings(settings),
         on_start=on_start,
+        metrics=metrics,
     )
 
 

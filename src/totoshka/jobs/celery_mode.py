@@ -63,6 +63,7 @@ from totoshka.jobs.queue import (
     JobHandlers,
     JobRecord,
     JobState,
+    QueueUnavailable,
     RetryLater,
     SubmitResult,
     WorkerLost,
@@ -325,6 +326,22 @@ class CeleryJobQueue:
 
     def stats(self) -> dict[str, int]:
         return self.store.stats()
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise `QueueUnavailable` unless both the job store (Redis) and the broker
+        answer: a bot that can store a job but not send its token loses none, but
+        serves nobody either (the /readyz check)."""
+        try:
+            self.store.r.ping()
+        except Exception as exc:
+            raise QueueUnavailable("job store", exc) from exc
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(
+                    max_retries=1, interval_start=0, interval_step=0, timeout=timeout
+                )
+        except Exception as exc:
+            raise QueueUnavailable("broker", exc) from exc
 
     def get(self, job_id: str) -> JobRecord | None:
         """The `JobRecord` (with checkpoints) or None; finished jobs expire after a week."""

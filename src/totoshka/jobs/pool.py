@@ -41,6 +41,7 @@ from totoshka.jobs.queue import (
     WorkerLost,
 )
 from totoshka.jobs.sqlite_queue import SQLiteJobQueue, make_owner_id
+from totoshka.observability import JOB_ID, USER_ID, Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,7 +78,10 @@ class WorkerPool:
         backoff_max: float = 300.0,
         poll_interval: float = 1.0,
         lease_s: float = 60.0,
+        metrics: Metrics | None = None,
+        lane: str = "photos",
     ) -> None:
+        """``metrics`` counts this pool's runs under ``lane`` (None: nothing counted)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self.queue = queue
@@ -92,6 +96,10 @@ class WorkerPool:
         self.backoff_max = backoff_max
         self.poll_interval = poll_interval
         self.lease_s = lease_s
+        self.metrics = metrics
+        self.lane = lane
+        if metrics is not None:
+            metrics.lane(lane)
         self.owner = make_owner_id()
         self._active: dict[str, JobRecord] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -218,8 +226,12 @@ class WorkerPool:
         requeued, failed = await self._call(self.queue.recover, self.max_attempts)
         for job in requeued:
             log.warning("jobs: requeued %s (attempt %d): its worker died", job.job_id, job.attempt)
+            if self.metrics is not None:
+                self.metrics.jobs_retried.labels(self.lane, "worker_lost").inc()
         for job in failed:
             log.error("jobs: %s failed: its worker died on every attempt", job.job_id)
+            if self.metrics is not None:
+                self.metrics.jobs_failed.labels(self.lane).inc()
             if self.on_failed is not None:
                 exc = WorkerLost(f"worker died while running job {job.job_id}")
                 await self._safe(self.on_failed(job.payload, exc))
@@ -255,7 +267,21 @@ class WorkerPool:
             await self._run(job)
 
     async def _run(self, job: JobRecord) -> None:
+        # what the handler logs, in its threads too, names the job and its user
+        tokens = JOB_ID.set(job.job_id), USER_ID.set(job.user_key)
+        try:
+            await self._run_job(job)
+        finally:
+            JOB_ID.reset(tokens[0])
+            USER_ID.reset(tokens[1])
+
+    async def _run_job(self, job: JobRecord) -> None:
         self._active[job.job_id] = job
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.job_started(
+                self.lane, job.attempt, job.created_at, job.started_at or job.created_at
+            )
         ctx = JobContext(
             job.job_id,
             job.attempt,
@@ -273,8 +299,14 @@ class WorkerPool:
         except Exception as exc:
             await self._after_error(job, exc)
         else:
-            if not await self._call(self.queue.complete, job.job_id, self.owner):
+            if await self._call(self.queue.complete, job.job_id, self.owner):
+                if metrics is not None:
+                    metrics.jobs_done.labels(self.lane).inc()
+            else:
                 log.warning("jobs: %s finished after its lease was taken over", job.job_id)
+        finally:
+            if metrics is not None:
+                metrics.job_stopped(self.lane)
         self._active.pop(job.job_id, None)
         self._changed()
 
@@ -283,6 +315,8 @@ class WorkerPool:
             await self._give_up(job, exc)
             return
         log.info("jobs: %s deferred %.3gs: %s", job.job_id, exc.delay, exc)
+        if self.metrics is not None:
+            self.metrics.jobs_retried.labels(self.lane, "deferred").inc()
         await self._call(self.queue.retry, job.job_id, self.owner, exc.delay, exc, deferral=True)
 
     async def _after_error(self, job: JobRecord, exc: Exception) -> None:
@@ -295,9 +329,13 @@ class WorkerPool:
             "jobs: %s attempt %d failed (%s); retry in %.3gs", job.job_id, job.attempt, exc, delay
         )
         await self._call(self.queue.retry, job.job_id, self.owner, delay, exc)
+        if self.metrics is not None:
+            self.metrics.jobs_retried.labels(self.lane, "error").inc()
 
     async def _give_up(self, job: JobRecord, exc: BaseException) -> None:
         log.error("jobs: %s failed after %d attempts: %r", job.job_id, job.attempt, exc)
         await self._call(self.queue.fail, job.job_id, self.owner, exc)
+        if self.metrics is not None:
+            self.metrics.jobs_failed.labels(self.lane).inc()
         if self.on_failed is not None:
             await self._safe(self.on_failed(job.payload, exc))

@@ -57,6 +57,16 @@ class RetryLater(Exception):
         self.delay = max(0.0, float(delay))
 
 
+class QueueUnavailable(Exception):
+    """``ping()`` found a part of the queue not answering: ``part`` names it (the job
+    store, the broker) and the cause's type is all the message says — a broker URL
+    may carry a password."""
+
+    def __init__(self, part: str, cause: BaseException) -> None:
+        super().__init__(f"{part} unreachable ({type(cause).__name__})")
+        self.part = part
+
+
 class WorkerLost(Exception):
     """The process running a job died (SIGKILL, OOM, power) before completing it.
 

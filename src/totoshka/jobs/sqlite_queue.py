@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from totoshka.jobs.fairness import round_robin_position
-from totoshka.jobs.queue import JobRecord, JobState, SubmitResult, TooManyPending
+from totoshka.jobs.queue import (
+    JobRecord,
+    JobState,
+    QueueUnavailable,
+    SubmitResult,
+    TooManyPending,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -240,6 +246,13 @@ class SQLiteJobQueue:
 
     def pending_count(self, user_key: str) -> int:
         return self._pending(self._conn(), user_key)
+
+    def ping(self) -> None:
+        """Raise `QueueUnavailable` unless the database answers (the /readyz check)."""
+        try:
+            self._conn().execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise QueueUnavailable("job database", exc) from exc
 
     def stats(self) -> dict[str, int]:
         counts = {state.value: 0 for state in JobState}
