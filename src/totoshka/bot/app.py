@@ -183,6 +183,7 @@ class BotApp:
                 s.metrics_host, s.metrics_port, self.metrics, self.readiness
             )
             log.info("metrics on http://%s:%s/metrics", s.metrics_host, s.metrics_port)
+        await self._check_persistence()
         try:
             await register_commands(self.bot, self.texts)
         except Exception:
@@ -197,6 +198,24 @@ class BotApp:
         for pool in self.pools:
             await pool.start()
         self._serving = True
+
+    async def _check_persistence(self) -> None:
+        """One warning at start when the Redis job store would lose queued jobs on a
+        restart (Celery mode): the operator learns it now, not from users."""
+        seen: set[int] = set()
+        for lane in self.services.lanes():
+            store = getattr(lane.queue, "store", None)
+            check = getattr(store, "persistence_warning", None)
+            if check is None or id(store.r) in seen:  # type: ignore[union-attr]
+                continue
+            seen.add(id(store.r))  # type: ignore[union-attr]
+            try:
+                warning = await asyncio.to_thread(check)
+            except Exception as exc:  # an unreachable store is /readyz's business
+                log.warning("job store: persistence not checked (%s)", type(exc).__name__)
+                continue
+            if warning:
+                log.warning("%s", warning)
 
     def _warm_up(self) -> None:
         """Convert, compile and time the serving path once, before the first job: the

@@ -64,6 +64,9 @@ COMMANDS = (
         "What serves on this machine, measured; models, services, settings.",
     ),
     # --- sub-apps (Typer sub-groups) -------------------------------------------------
+    LazyCommand(
+        "jobs", "totoshka.cli.jobs:app", "The job queue: depth, running and stuck jobs, workers."
+    ),
     LazyCommand("styles", "totoshka.cli.styles:app", "List the styles; add or remove your own."),
     LazyCommand("models", "totoshka.cli.models:app", "Model weights: list, pull, verify."),
 )

@@ -90,6 +90,13 @@ def worker(
             "ever holds up a photo."
         ),
     ] = "all",
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            help="Celery node name, unique per worker (default: "
+            "totoshka-<lane>-<pid>@<host>, so two workers on one host never clash)."
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode."""
     settings = _settings(jobs_backend="celery")
@@ -106,6 +113,7 @@ def worker(
         concurrency=concurrency,
         loglevel=loglevel,
         lanes=LANES if lane == "all" else (lane,),
+        hostname=hostname,
     )
 
 

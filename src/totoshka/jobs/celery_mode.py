@@ -362,6 +362,7 @@ def run_worker(
     loglevel: str = "INFO",
     extra_args: list[str] | None = None,
     lanes: tuple[str, ...] = LANES,
+    hostname: str | None = None,
 ) -> None:
     """Run a Celery worker in this process until it is stopped (``totoshka worker``),
     taking the jobs of `lanes` (both by default; one worker per lane keeps a clip
@@ -372,11 +373,18 @@ def run_worker(
     needs them in one process: that is the embedded pool's job, not Celery's.)
     """
     app = make_app(config, handler_factory)
+    try:
+        warning = RedisJobStore.from_url(config.redis_url, config.prefix).persistence_warning()
+    except Exception as exc:  # Redis not up yet: the worker waits for it, as Celery does
+        warning = f"job store: persistence not checked ({type(exc).__name__})"
+    if warning:
+        log.warning("%s", warning)
+    # unique per process: two workers on one host must not share RabbitMQ's pidbox
+    node = hostname or f"totoshka-{'-'.join(lanes)}-{os.getpid()}@%h"
     argv = [
         "worker",
         "--queues=" + ",".join(lane_config(config, lane).queue for lane in lanes),
-        # unique per process: two workers on one host must not share RabbitMQ's pidbox
-        f"--hostname=totoshka-{'-'.join(lanes)}-{os.getpid()}@%h",
+        f"--hostname={node}",
         f"--concurrency={concurrency or default_cpu_workers()}",
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",

@@ -167,6 +167,32 @@ class RedisJobStore:
     def from_url(cls, url: str, prefix: str = "totoshka:jobs") -> RedisJobStore:
         return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
 
+    def persistence_warning(self) -> str | None:
+        """Why a Redis restart would lose queued jobs, or None when it would not (or
+        cannot be told: managed services often refuse CONFIG).
+
+        Jobs live only here between the bot and a worker. With neither the
+        append-only file nor RDB snapshots a restart empties the store and every
+        queued photo is gone; with snapshots alone, the jobs of the last minutes are."""
+        try:
+            aof = self.r.config_get("appendonly").get("appendonly", "")
+            save = self.r.config_get("save").get("save", "")
+        except redis.ResponseError:
+            return None
+        if aof == "yes":
+            return None
+        where = self.r.connection_pool.connection_kwargs.get("host", "?")
+        if save:
+            return (
+                f"Redis at {where} keeps jobs in RDB snapshots only (appendonly no): a restart "
+                "loses the jobs queued since the last one; set appendonly yes (README: "
+                "'Deploying at scale')"
+            )
+        return (
+            f"Redis at {where} has no persistence (appendonly no, no snapshots): a restart "
+            "loses every queued job; set appendonly yes (README: 'Deploying at scale')"
+        )
+
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
@@ -267,6 +293,21 @@ class RedisJobStore:
             dedupe_key=h.get("dedupe_key") or None,
             checkpoints=self.job_state(job_id),
         )
+
+    def running(self) -> list[JobRecord]:
+        """The running jobs, longest-running first (`totoshka jobs status`).
+
+        No index holds them, so this scans the prefix's job keys: an operator's
+        look, not a hot path. A record that expires mid-scan is skipped."""
+        literal = self.prefix.translate({ord(c): f"\\{c}" for c in "*?[]\\"})
+        pattern = f"{literal}:job:*"  # a glob character in the prefix matches only itself
+        jobs = []
+        for key in self.r.scan_iter(match=pattern, count=500):
+            if self.r.hget(key, "state") == JobState.RUNNING.value:
+                record = self.get(key.rpartition(":")[2])
+                if record is not None and record.state is JobState.RUNNING:
+                    jobs.append(record)
+        return sorted(jobs, key=lambda j: j.started_at or 0.0)
 
     # -- checkpoints --------------------------------------------------------------
 

@@ -310,6 +310,14 @@ class SQLiteJobQueue:
         rows = self._conn().execute(f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq", args)
         return [self._record(r) for r in rows]
 
+    def running(self) -> list[JobRecord]:
+        """The running jobs, longest-running first: what `totoshka jobs status` lists
+        without reading every finished job `jobs` would."""
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'running' ORDER BY started_at, seq"
+        )
+        return [self._record(r) for r in rows]
+
     def mark(self, job_id: str, key: str, value: Any) -> None:
         """Durably set checkpoint ``key`` of a job to ``value`` (JSON-serialisable)."""
         text = json.dumps(value, ensure_ascii=False)
