@@ -104,8 +104,12 @@ def test_open_engine_builds_catalog_and_store_from_the_settings(tmp_path: Path) 
     assert engine.store.data_dir == tmp_path / "d"
     assert engine.store.mirror == mirror
     assert "wave" in engine.catalog
-    # a local mirror without the files: nothing to offer; a URL mirror: everything
-    assert engine.offered_styles() == []
+    # a local mirror without the files: only the styles whose files come inside a wheel
+    # (the user's pip brings those where no mirror has them); a URL mirror: everything
+    wheel_models = {m.id for m in engine.catalog.models() if any(f.package for f in m.files)}
+    assert wheel_models == {"dumoulin26"}
+    expected = {s.id for s in engine.catalog.styles() if s.model in wheel_models}
+    assert {sid for sid, _ in engine.offered_styles()} == expected
     online = open_engine(s.model_copy(update={"model_mirror": "https://mirror.example/"}))
     offered = dict(online.offered_styles())
     assert set(offered) == {style.id for style in online.catalog.styles()}
