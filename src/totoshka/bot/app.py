@@ -320,20 +320,31 @@ class BotApp:
     async def start_webhook(self) -> Any:
         """Serve updates over HTTP and register the webhook; returns the aiohttp runner.
 
+        An update is answered 200 only once it has been handled (`HandleThenAnswer`,
+        aiogram's ``handle_in_background=False``; album items aside): Telegram forgets
+        an update at the 200, so a replica killed after an early answer would lose
+        it, while one killed before the answer gets it sent again, to a survivor.
+        Hence at-least-once: a press delivered twice is queued once (dedupe keys)
+        and its second answerCallbackQuery is let through (`AnsweredQueryIsFine`).
+        See `totoshka.bot.webhook` for why, and for the two exceptions.
+
         aiogram's `SimpleRequestHandler` answers 401 to any request without the
         ``X-Telegram-Bot-Api-Secret-Token`` we gave to setWebhook. ``/metrics``,
         ``/healthz`` and ``/readyz`` are served here too, unless
         ``TOTOSHKA_METRICS_PORT`` gives them a server of their own (to keep them
         off a public listener).
         """
-        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiogram.webhook.aiohttp_server import setup_application
+
+        from totoshka.bot.webhook import AnsweredQueryIsFine, HandleThenAnswer
 
         s = self.settings
         if not s.webhook_url:
             raise ValueError("TOTOSHKA_WEBHOOK_URL is required in webhook mode")
         secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
         app = web.Application()
-        SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret).register(
+        self.bot.session.middleware(AnsweredQueryIsFine())
+        HandleThenAnswer(self.dispatcher, self.bot, secret_token=secret).register(
             app, path=s.webhook_path
         )
         if s.metrics_port is None:

@@ -2,10 +2,19 @@
 
 Like Telegram, delivery is at-least-once: an update stays pending (and counts in
 ``getWebhookInfo.pending_update_count``) until the bot's server answers 2xx, and a
-failure is reported in ``last_error_date`` / ``last_error_message`` and retried
-after a pause. The secret given to ``setWebhook`` travels in the
-``X-Telegram-Bot-Api-Secret-Token`` header. Retries are quick (``retry_delay``)
-because the consumers are tests, not the open internet.
+failure — connection refused or reset, no answer within ``request_timeout``, any
+other status — is reported in ``last_error_date`` / ``last_error_message`` and the
+same update is sent again after a pause, before any later one (so a bot behind a
+load balancer sees its updates in order even while a replica dies). The secret
+given to ``setWebhook`` travels in the ``X-Telegram-Bot-Api-Secret-Token`` header.
+
+Where the emulator is simpler than Telegram: one update is in flight at a time (Telegram
+keeps up to ``max_connections``, each chat's updates in order), and it never gives
+up (Telegram does "after a reasonable amount of attempts" and keeps an update at most
+24 hours). Retries are quick (``retry_delay``) because the consumers are tests, not
+the open internet; the wait for an answer is about Telegram's (a minute: aiogram's
+webhook handler answers after 55 s for that reason), so a bot that handles an update
+before answering is not sent it twice for taking a few seconds.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 class WebhookDelivery:
     """One delivery task per bot with a webhook; owned by one server."""
 
-    def __init__(self, *, retry_delay: float = 0.5, request_timeout: float = 10.0) -> None:
+    def __init__(self, *, retry_delay: float = 0.5, request_timeout: float = 60.0) -> None:
         # Runs a method the bot put in its webhook answer (aiogram does with
         # handle_in_background=False); set by the app, which owns the dispatcher.
         self.reply_method: ReplyMethod | None = None
@@ -69,7 +78,11 @@ class WebhookDelivery:
                 )
                 continue
             update = bot.updates[0]
-            error = await self._post(bot, hook, update)
+            try:
+                error = await self._post(bot, hook, update)
+            except Exception as exc:  # never let one delivery end the task: the rest would stall
+                log.exception("webhook delivery to %s broke", hook.url)
+                error = f"Connection error: {type(exc).__name__}"
             if error is None:
                 if bot.updates and bot.updates[0] is update:
                     bot.updates.pop(0)
@@ -98,7 +111,10 @@ class WebhookDelivery:
             return  # Telegram ignores an answer it cannot read
         method = params.values.pop("method", None)
         if isinstance(method, str) and method and self.reply_method is not None:
-            await self.reply_method(f"{bot.id}:webhook-reply", method, params)
+            try:
+                await self.reply_method(f"{bot.id}:webhook-reply", method, params)
+            except Exception:  # Telegram runs it silently: the update was delivered anyway
+                log.exception("webhook answer %s from %s failed", method, bot.id)
 
     async def _post(self, bot: BotAccount, hook: Webhook, update: dict[str, object]) -> str | None:
         """Deliver one update; None on success, else Telegram-style error text."""
@@ -111,14 +127,17 @@ class WebhookDelivery:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.request_timeout),
             ) as response:
-                if 200 <= response.status < 300:
+                if not 200 <= response.status < 300:
+                    await response.read()
+                    return f"Wrong response from the webhook: {response.status} {response.reason}"
+                # 2xx: delivered. A method in the body is run; a body that cannot be
+                # read any more (reset, timeout) is dropped, the update is not sent again.
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError):
                     await self._run_reply(bot, response)
-                    return None
-                await response.read()
-                return f"Wrong response from the webhook: {response.status} {response.reason}"
+                return None
         except TimeoutError:
             return "Read timeout expired"
         except aiohttp.ClientConnectorError:
             return "Connection refused"
-        except aiohttp.ClientError as error:
-            return f"Connection error: {error}"
+        except (aiohttp.ClientError, OSError) as error:  # reset, closed mid-answer, bad URL
+            return f"Connection error: {str(error) or type(error).__name__}"
