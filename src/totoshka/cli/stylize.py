@@ -135,7 +135,8 @@ def stylize(
                 with download_progress(err_console.is_terminal) as progress:
                     store.ensure(model, progress=progress)
 
-    stylizer = engine.stylizer()  # imports torch: only once the options are right
+    # no Stylizer (torch) built here: a photo whose IR is cached is painted without it
+    # (`Engine.paint`), and clips build it themselves
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -166,7 +167,7 @@ def stylize(
             target = output or output_path(path, label, fmt_name, out_dir)
             try:
                 photo = load_image(path, max_side=max_side)
-                painting = stylizer.stylize(
+                painting = engine.paint(
                     photo,
                     picked,
                     max_side=max_side,

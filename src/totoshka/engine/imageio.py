@@ -47,6 +47,7 @@ MAX_ICC_BYTES = 4 * 1024 * 1024  # real profiles are a few KB; a bigger "profile
 TRUNCATED_JPEG_TAIL = 0.02  # a JPEG missing at most 2% of its rows is kept, filled
 JPEG_MAX_SIDE = 65_500  # the format's own limit (libjpeg refuses more)
 HIGH_DEPTH_BAND_PIXELS = 1 << 20  # pixels per band when converting 16-bit/float pictures
+DEFAULT_MAX_SIDE = 1280  # the longest side a picture is painted at unless asked otherwise
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a photo
 
@@ -304,6 +305,18 @@ def _icc_to_srgb(img: Image.Image, icc: bytes) -> Image.Image | None:
         return None
     out.info.pop("icc_profile", None)
     return out
+
+
+def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Downscale (never upscale) so the longer side is at most `max_side`.
+
+    Here, not in the Stylizer, because the torch path and the torch-free one
+    (`engine.coldpath`) must hand the network the very same pixels."""
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def encode_image(img: Image.Image, fmt: str = "jpeg", quality: int = 92) -> bytes:

@@ -15,6 +15,7 @@ so worker threads can share one Stylizer.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -26,9 +27,11 @@ from torch import Tensor, nn
 
 from totoshka.engine import color, own_style, paths
 from totoshka.engine.backends import Runner, select_runner
+from totoshka.engine.backends.ovsources import source_key
 from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError
 from totoshka.engine.frames import FramePainter
+from totoshka.engine.imageio import DEFAULT_MAX_SIDE, fit_within
 from totoshka.engine.mixing import StyleMix, mixed_style
 from totoshka.engine.models.registry import load_network
 from totoshka.engine.own_style import OwnStyle, OwnStyleNetworks
@@ -44,7 +47,8 @@ __all__ = [
     "to_tensor",
 ]
 
-DEFAULT_MAX_SIDE = 1280
+log = logging.getLogger(__name__)
+
 # Catalog styles a bot keeps warm, plus the two Magenta networks every own style
 # needs (predictor and transfer network); MSG-Net's takes a style's place when used.
 DEFAULT_CACHE_SIZE = 6
@@ -65,15 +69,6 @@ def to_image(x: Tensor) -> Image.Image:
     array = torch.empty((x.shape[2], x.shape[3], 3), dtype=torch.uint8)
     array.copy_(rounded.permute(1, 2, 0))  # float -> uint8 truncates: round half up
     return Image.fromarray(array.numpy(), "RGB")
-
-
-def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:
-    """Downscale (never upscale) so the longer side is at most `max_side`."""
-    if max_side is None or max(image.size) <= max_side:
-        return image
-    scale = max_side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 class Stylizer:
@@ -105,6 +100,7 @@ class Stylizer:
         self._cache: OrderedDict[str, nn.Module] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._recorded: set[str] = set()  # styles whose IR `_record_ir` has seen to
         self.own_styles = OwnStyleNetworks(
             catalog,
             store,
@@ -163,9 +159,39 @@ class Stylizer:
         else:
             net = self.network(style)
         painting = self.runner.run(net, photo)
+        if not isinstance(style, OwnStyle):
+            self._record_ir(style, net)
         if preserve_colors:
             painting = color.preserve_colors(photo, painting)
         return to_image(color.blend(photo, painting, strength))
+
+    def _record_ir(self, style: str | StyleMix, net: nn.Module) -> None:
+        """Once OpenVINO has served a catalog style, record which IR and verdicts its
+        files map to (`backends.ovsources`), so that the next process paints it
+        without importing torch (`engine.coldpath`). Once per style and process;
+        a failure here costs the next process its speed, never this picture."""
+        key = style.key if isinstance(style, StyleMix) else style
+        served = getattr(self.runner, "last_path", None) or getattr(self.runner, "name", "")
+        if key in self._recorded or not str(served).startswith("openvino"):
+            return
+        self._recorded.add(key)
+        ov_runner = getattr(self.runner, "last_runner", None) or self.runner
+        try:
+            from totoshka.engine.backends.openvino import remember_source
+
+            record = (
+                mixed_style(self.catalog, style)
+                if isinstance(style, StyleMix)
+                else self.catalog.style(style)
+            )
+            model = self.catalog.model(record.model)
+            source = source_key(self.store, model, record)
+            if source is None:
+                return
+            root = getattr(ov_runner, "cache_dir", None) or paths.compiled_dir()
+            remember_source(root, source, model.family, net, record.vector)
+        except Exception as exc:
+            log.warning("could not record the IR of style %s: %s", key, exc)
 
     def frame_painter(
         self,

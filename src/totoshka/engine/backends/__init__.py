@@ -24,7 +24,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from totoshka.engine.backends.hardware import cuda_available
+from totoshka.engine.backends.hardware import cuda_available, supported_paths
+from totoshka.engine.backends.limits import OPENVINO_BYTES_PER_PIXEL, pixel_limit
+from totoshka.engine.backends.verdicts import BEST_FLOOR_DB, DEFAULT_FLOOR_DB
 from totoshka.engine.paths import compiled_dir as default_compiled_dir
 
 if TYPE_CHECKING:  # importing the package (verdicts, hardware) must not load torch
@@ -69,13 +71,12 @@ def _single(
 
         return TorchBf16Runner(memory_budget_mb=memory_budget_mb)
     if name in ("openvino-bf16", "openvino-fp32"):
-        from totoshka.engine.backends.eager import pixel_limit
-        from totoshka.engine.backends.openvino import BYTES_PER_PIXEL, OpenVinoRunner
+        from totoshka.engine.backends.openvino import OpenVinoRunner
 
         return OpenVinoRunner(
             "bf16" if name.endswith("bf16") else "f32",
             cache_dir=compiled_dir,
-            max_pixels=pixel_limit(BYTES_PER_PIXEL, memory_budget_mb),
+            max_pixels=pixel_limit(OPENVINO_BYTES_PER_PIXEL, memory_budget_mb),
             convert_in_process=convert_in_process,
         )
     if name in ("cuda", "cuda-fp16", "cuda-bf16", "cuda-fp32"):
@@ -90,8 +91,6 @@ def _single(
 
 def expected_path(best: bool = False) -> str:
     """What `auto` (or `best`) should serve on this machine with every package installed."""
-    from totoshka.engine.backends.auto import supported_paths
-
     if cuda_available():
         return "cuda-fp32"
     names = supported_paths(best)
@@ -120,8 +119,7 @@ def select_runner(
     }
     if name not in ("auto", "best"):
         return _single(name, **options)  # type: ignore[arg-type]
-    from totoshka.engine.backends.auto import AutoRunner, supported_paths
-    from totoshka.engine.backends.quality import BEST_FLOOR_DB, DEFAULT_FLOOR_DB
+    from totoshka.engine.backends.auto import AutoRunner
 
     best = name == "best"
     if cuda_available():

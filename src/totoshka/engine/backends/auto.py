@@ -34,33 +34,31 @@ from typing import Any
 from torch import Tensor, nn
 
 from totoshka.engine.backends.eager import BUDGET, EagerRunner
-from totoshka.engine.backends.hardware import cpu_info
+from totoshka.engine.backends.hardware import supported_paths
+from totoshka.engine.backends.limits import MIN_CALIBRATION_SIDE
 from totoshka.engine.backends.quality import (
     DEFAULT_FLOOR_DB,
     calibration_picture,
     psnr,
     reference,
 )
-from totoshka.engine.backends.verdicts import VerdictStore
+from totoshka.engine.backends.verdicts import SLOWER_FACTOR, VerdictStore
+from totoshka.engine.backends.verdicts import reason as verdict_reason
 
 log = logging.getLogger(__name__)
 
-MIN_CALIBRATION_SIDE = 32
 TIMINGS = 3  # timed runs of the candidate and of fp32 each, interleaved; minima compared
-SLOWER_FACTOR = 1.5  # a candidate this much slower than fp32 (minimum against minimum) is out
-
-
-def supported_paths(best: bool = False) -> list[str]:
-    """The fast CPU paths this machine's instruction set makes worth having, best first,
-    whether or not their packages are installed (see benchmarks/results)."""
-    names: list[str] = []
-    fast_bf16 = cpu_info().fast_bf16
-    names.append("openvino-bf16" if fast_bf16 else "openvino-fp32")
-    if best and fast_bf16:
-        names.append("openvino-fp32")
-    if fast_bf16:
-        names.append("torch-bf16")
-    return names
+# MIN_CALIBRATION_SIDE, SLOWER_FACTOR and `supported_paths` live in torch-free modules
+# (limits, verdicts, hardware) so the cold path decides as `auto` does; re-exported here.
+__all__ = [
+    "MIN_CALIBRATION_SIDE",
+    "SLOWER_FACTOR",
+    "TIMINGS",
+    "AutoRunner",
+    "PathReport",
+    "fix_for",
+    "supported_paths",
+]
 
 
 def fix_for(reason: str) -> str:
@@ -181,13 +179,7 @@ class AutoRunner:
 
     def reason(self, verdict: dict[str, Any]) -> str | None:
         """Why `verdict` keeps its path from serving under this runner's floor (None: it serves)."""
-        if "error" in verdict:
-            return str(verdict["error"])
-        if verdict["psnr"] < self.floor_db:
-            return f"{verdict['psnr']:.1f} dB is under the {self.floor_db:.0f} dB floor"
-        if verdict.get("s", 0.0) > SLOWER_FACTOR * verdict.get("fp32_s", float("inf")):
-            return "slower than eager fp32 on this machine"
-        return None
+        return verdict_reason(verdict, self.floor_db)
 
     def choose(self, net: nn.Module, x: Tensor) -> Any:
         if min(x.shape[-2:]) < MIN_CALIBRATION_SIDE:

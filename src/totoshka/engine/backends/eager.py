@@ -13,38 +13,30 @@ import torch
 from torch import Tensor, nn
 
 from totoshka.engine import tiling
+from totoshka.engine.backends.limits import (
+    BASELINE_MB,
+    BUDGET,
+    DEFAULT_MEMORY_BUDGET_MB,
+    EAGER_FP32_BYTES_PER_PIXEL,
+    pixel_limit,
+    resolve_max_pixels,
+)
 
-# When to tile: when the estimated peak memory of one untiled pass would exceed
-# the worker's budget (the operator's `TOTOSHKA_MEMORY_BUDGET_MB`, i.e.
-# `EngineSettings.memory_budget_mb`, given to the runners by `select_runner`;
-# default 1500 MB, the same number as `settings.DEFAULT_MEMORY_BUDGET_MB`). The estimate
-# is the process's baseline plus the path's measured bytes per pixel (peak RSS of
-# one untiled pass, benchmarks/results): eager fp32 ≈ 490 B/px (5.9 GB at 12 MP),
-# OpenVINO bf16 ≈ 425 B/px (2.4 GB at 2560×1920, 1.14 GB at 1600×1200). A fixed
-# pixel count cannot be right for both paths nor for a worker given more memory;
-# with the default budget OpenVINO bf16 stays untiled up to ≈ 2.9 MP (the bot's
-# 1280×960 pictures by far) and eager fp32 up to ≈ 2.5 MP.
-DEFAULT_MEMORY_BUDGET_MB = 1500
-BASELINE_MB = 330  # interpreter, torch, OpenVINO, one model: measured before the first picture
-EAGER_FP32_BYTES_PER_PIXEL = 490
-BUDGET = "budget"  # a runner's `max_pixels` default: derived from the memory budget
-
-
-def pixel_limit(bytes_per_pixel: float, budget_mb: float | None = None) -> int:
-    """The most pixels one untiled pass may have under the memory budget (None: the
-    default budget)."""
-    budget = DEFAULT_MEMORY_BUDGET_MB if budget_mb is None else budget_mb
-    return max(0, int((budget - BASELINE_MB) * 2**20 / bytes_per_pixel))
-
-
-def resolve_max_pixels(
-    max_pixels: int | str | None, bytes_per_pixel: float, budget_mb: float | None = None
-) -> int | None:
-    """`max_pixels` itself, or for `BUDGET` the limit the memory budget sets."""
-    if max_pixels == BUDGET:
-        return pixel_limit(bytes_per_pixel, budget_mb)
-    return max_pixels  # type: ignore[return-value]
-
+# When to tile, and the numbers that decide it, live in `limits` (torch-free: the
+# cold path that serves a cached IR without torch must decide alike); they are
+# re-exported here, where callers have always found them.
+__all__ = [
+    "BASELINE_MB",
+    "BUDGET",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MEMORY_BUDGET_MB",
+    "EAGER_FP32_BYTES_PER_PIXEL",
+    "EagerRunner",
+    "TorchBf16Runner",
+    "pixel_limit",
+    "resolve_max_pixels",
+    "run_untiled_or_tiled",
+]
 
 # The fp32 limit under the default budget (≈ 2.5 MP), for callers that want a number.
 DEFAULT_MAX_PIXELS = pixel_limit(EAGER_FP32_BYTES_PER_PIXEL, DEFAULT_MEMORY_BUDGET_MB)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import sys
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
 INTERESTING_FLAGS = (
     "avx2",
@@ -60,6 +63,40 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.backends.cuda.is_built()) and torch.cuda.is_available()
+
+
+def cuda_possible() -> bool:
+    """Whether `cuda_available()` could be True, decided without importing torch.
+
+    The cold path (`engine.coldpath`) serves a cached OpenVINO IR only where `auto`
+    would not pick a GPU, and asking torch costs the very seconds it saves. A CPU
+    build of torch (a ``+cpu`` version), no torch at all, macOS, or a Linux machine
+    with no NVIDIA device node cannot have CUDA; anything else might (ROCm builds
+    answer through torch.cuda too), and then the torch path decides."""
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return False
+    if "+cpu" in version or sys.platform == "darwin":
+        return False
+    if "rocm" in version:
+        return True
+    if sys.platform.startswith("linux"):
+        return Path("/proc/driver/nvidia").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+    return True
+
+
+def supported_paths(best: bool = False) -> list[str]:
+    """The fast CPU paths this machine's instruction set makes worth having, best first,
+    whether or not their packages are installed (see benchmarks/results)."""
+    names: list[str] = []
+    fast_bf16 = cpu_info().fast_bf16
+    names.append("openvino-bf16" if fast_bf16 else "openvino-fp32")
+    if best and fast_bf16:
+        names.append("openvino-fp32")
+    if fast_bf16:
+        names.append("torch-bf16")
+    return names
 
 
 def openvino_available() -> bool:

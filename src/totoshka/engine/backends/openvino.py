@@ -25,6 +25,7 @@ from totoshka.engine import paths, tiling
 from totoshka.engine.backends import ovconvert
 from totoshka.engine.backends.eager import BUDGET, resolve_max_pixels, run_untiled_or_tiled
 from totoshka.engine.backends.hardware import cpu_info
+from totoshka.engine.backends.limits import OPENVINO_BYTES_PER_PIXEL as BYTES_PER_PIXEL
 from totoshka.engine.backends.ovconvert import (
     MAX_SIDE,
     MIN_SIDE,
@@ -32,13 +33,14 @@ from totoshka.engine.backends.ovconvert import (
     exported_module,
     residue,
 )
+from totoshka.engine.backends.ovsources import FORMAT_VERSION, SourceIndex
 from totoshka.engine.backends.ovtiles import OpenVinoTiles
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
-# peak RSS of one untiled bf16 pass per pixel, measured: 2.4 GB at 2560×1920 (see eager.py)
-BYTES_PER_PIXEL = 425
+# FORMAT_VERSION (the IR folders' layout) and BYTES_PER_PIXEL (one untiled pass's
+# peak, which decides tiling) live in torch-free modules: the cold path reads them.
+__all__ = ["BYTES_PER_PIXEL", "FORMAT_VERSION", "OpenVinoRunner", "remember_source", "weights_key"]
 
 # How many IRs this process made, in a child or here (tests check the disk cache with it).
 conversions = 0
@@ -53,6 +55,36 @@ def weights_key(net: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
     return h.hexdigest()[:32]
+
+
+def remember_source(
+    compiled_dir: Path, source: str, family: str, net: nn.Module, vector: Any
+) -> bool:
+    """Record under `source` (`ovsources.source_key`) which IR folder and verdict key
+    `net` has, so a later process serves it without torch (`engine.coldpath`).
+
+    `vector`: the catalog style's vector, for a style-bound network. The cold path
+    makes the style input from it by its family's rule; that is recorded only if
+    the rule gives, to the bit, the vector this network was bound to. False when
+    nothing was recorded."""
+    from totoshka.engine import coldpath
+
+    style = bound_style(net)
+    rule: str | None = None
+    if style is not None:
+        made = coldpath.style_input(family, vector)
+        bound = style.detach().cpu().contiguous().numpy()
+        if made is None or made.shape != bound.shape or made.tobytes() != bound.tobytes():
+            log.debug("style input of %s not reproducible without torch", family)
+            return False
+        rule = family
+    record = {
+        "ir": f"v{FORMAT_VERSION}-{weights_key(exported_module(net))}",
+        "verdict": weights_key(getattr(net, "shared_network", net)),
+        "style": rule,
+    }
+    SourceIndex(compiled_dir).put(source, record)
+    return True
 
 
 class OpenVinoRunner:

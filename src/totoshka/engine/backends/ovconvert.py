@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from totoshka.engine.backends.limits import ALIGN, MAX_SIDE, MIN_SIDE
 from totoshka.engine.models.layers import (
     StatsAccumulator,
     StatsTape,
@@ -47,9 +48,8 @@ from totoshka.engine.models.layers import (
 
 log = logging.getLogger(__name__)
 
-ALIGN = 4
-MIN_SIDE = 16  # smaller pictures go through eager (Magenta pads them specially)
-MAX_SIDE = 8192
+# ALIGN, MIN_SIDE, MAX_SIDE (the exports' sides) come from `limits`: the cold path
+# checks a picture against them without importing torch
 CHILD_TIMEOUT_S = 900
 _CHILD_BAD_JOB = 2  # the child's exit status when it cannot load the job
 _CHILD_FAILED = 3  # ... and when the conversion itself raised

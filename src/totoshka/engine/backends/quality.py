@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DEFAULT_FLOOR_DB = 35.0  # "auto": no visible difference on a phone screen
-BEST_FLOOR_DB = 50.0  # "best": indistinguishable from fp32 even zoomed in
+# the floors live with the verdicts (torch-free); re-exported where they always were
+from totoshka.engine.backends.verdicts import BEST_FLOOR_DB as BEST_FLOOR_DB
+from totoshka.engine.backends.verdicts import DEFAULT_FLOOR_DB as DEFAULT_FLOOR_DB
+
 CALIBRATION_SIDE = 256
 
 

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 
 FORMAT = 2
 REJECTION_TTL_S = 24 * 3600.0
+# The floors and the speed rule a verdict is judged by. They live here, beside the
+# verdicts and without torch, so that the cold path (`engine.coldpath`, a cached IR
+# served without importing torch) judges a stored verdict exactly as `auto` does.
+DEFAULT_FLOOR_DB = 35.0  # "auto": no visible difference on a phone screen
+BEST_FLOOR_DB = 50.0  # "best": indistinguishable from fp32 even zoomed in
+SLOWER_FACTOR = 1.5  # a candidate this much slower than fp32 (minimum against minimum) is out
 
 
 def package_version(dist: str) -> str | None:
@@ -46,15 +52,37 @@ def package_version(dist: str) -> str | None:
         return None
 
 
+def _name_version(dist: metadata.Distribution) -> str | None:
+    """``name==version`` of one distribution, as its metadata's parsed headers give it.
+
+    Parsing every METADATA file as an e-mail message (`Distribution.metadata`) took
+    0.1 s of each process's start for 100 distributions, half of a cold CLI run's
+    budget for everything but painting; the two header lines are read directly, and
+    only a file where they are not plain lines goes through the full parser."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    name = version = None
+    for line in (text or "").splitlines():
+        if not line.strip():
+            break  # the end of the headers
+        if line[0] in " \t" or "=?" in line:
+            name = version = None  # folded or encoded headers: let the parser read them
+            break
+        key, _, value = line.partition(":")
+        if key == "Name" and name is None:
+            name = value.strip()
+        elif key == "Version" and version is None:
+            version = value.strip()
+    if name is not None and version is not None:
+        return f"{name.lower()}=={version}"
+    if dist.metadata is None:
+        return None
+    return f"{(dist.metadata['Name'] or '').lower()}=={dist.version}"
+
+
 def distributions_digest() -> str:
     """sha256 over the sorted ``name==version`` of every distribution on sys.path."""
-    names = sorted(
-        {
-            f"{(d.metadata['Name'] or '').lower()}=={d.version}"
-            for d in metadata.distributions()
-            if d.metadata is not None
-        }
-    )
+    found = (_name_version(d) for d in metadata.distributions())
+    names = sorted({n for n in found if n is not None})
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
@@ -78,6 +106,17 @@ def rejected(verdict: dict[str, Any]) -> bool:
     """A verdict that may not hold for ever: the path failed, or timed slower than fp32.
     (A PSNR under a floor is the path's arithmetic, not the machine's mood.)"""
     return bool(verdict.get("rejected")) or "error" in verdict
+
+
+def reason(verdict: dict[str, Any], floor_db: float) -> str | None:
+    """Why `verdict` keeps its path from serving under `floor_db` (None: it serves)."""
+    if "error" in verdict:
+        return str(verdict["error"])
+    if verdict["psnr"] < floor_db:
+        return f"{verdict['psnr']:.1f} dB is under the {floor_db:.0f} dB floor"
+    if verdict.get("s", 0.0) > SLOWER_FACTOR * verdict.get("fp32_s", float("inf")):
+        return "slower than eager fp32 on this machine"
+    return None
 
 
 class VerdictStore:

@@ -1,0 +1,277 @@
+"""Paint a catalog style from a cached OpenVINO IR without importing torch.
+
+A cold `totoshka stylize photo.jpg --style wave` spent most of its time and memory
+on torch (issue 13): importing it (≈ 1.5 s, ≈ 215 MB on a 2-core EPYC) to load a
+checkpoint whose IR was already on disk, only because the IR cache was keyed by a
+hash of the loaded weights. Once the torch path has served a style through
+OpenVINO, everything it decided is on disk: the IR per residue class, the
+calibration verdict of each path, and (`backends.ovsources`) which IR and verdict
+the catalog's files map to. This module reads them back with numpy, Pillow and
+OpenVINO only, and paints the picture the way `Stylizer.stylize` does: the same
+resize, the same path `auto` would choose, the same clamp, colour and strength
+arithmetic (`color.py`'s, in numpy), the same rounding.
+
+One difference, on purpose: the IR is compiled for the picture's exact shape
+(`Model.reshape`) instead of the residue class's dynamic one. A one-picture
+process gains memory and time by it (wave at 1280×960: 434 MB against 656 MB of
+peak RSS, 1.1 s against 1.2–1.5 s per pass), and the picture differs from the
+dynamic compile's by rounding only (≥ 50 dB; tests/engine/test_coldpath.py checks
+≥ 40 dB against the torch path, colours and strength included).
+
+It declines, and `Engine.paint` falls back to the Stylizer, whenever it cannot be
+sure to do what the torch path would: a backend other than auto, best or
+openvino-*; a machine where `auto` might pick a GPU; own styles; a model whose
+files have no known sha256 or whose IR the torch path has not recorded; a picture
+`auto` would not calibrate (min side < 32) or would tile (over the memory budget:
+the tiles' whole-picture statistics still take torch); a residue class not
+converted yet; a path without a verdict yet, or a verdict that sends the picture
+to a torch path (torch bf16, eager fp32). `last_reason` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from totoshka.engine.backends import hardware, limits, verdicts
+from totoshka.engine.backends.ovsources import FORMAT_VERSION, SourceIndex, ir_root, source_key
+from totoshka.engine.catalog import Catalog, Style
+from totoshka.engine.errors import EngineError
+from totoshka.engine.imageio import DEFAULT_MAX_SIDE, fit_within
+from totoshka.engine.mixing import StyleMix, mixed_style
+from totoshka.engine.store import ModelStore
+
+if TYPE_CHECKING:
+    from totoshka.engine.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+# the OpenVINO paths and the precision hint their runner compiles with
+PRECISIONS = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}
+KEEP_COMPILED = 2  # compiled (IR, shape) pairs kept: a CLI run repaints a few sizes
+# style vectors' lengths (models.magenta.STYLE_DIM, models.dumoulin.STYLE_COUNT: torch
+# modules); a rule that drifted from its loader is never recorded (`remember_source`)
+MAGENTA_STYLE_DIM = 100
+DUMOULIN_STYLE_COUNT = 26
+_RGB_TO_Y = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # color.py's BT.601 weights
+
+
+def style_input(family: str | None, vector: Any) -> np.ndarray | None:
+    """The style input a style-bound network's IR takes, made from a catalog vector as
+    the family's loader binds it (None: not a vector this family takes).
+
+    Magenta binds the 100 numbers as float32 (`magenta.BoundTransfer`); Dumoulin
+    binds the 26 weights normalised to sum 1 in float64, then float32
+    (`dumoulin.mixture`)."""
+    if vector is None:
+        return None
+    if family == "magenta":
+        v = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if v.shape[1] != MAGENTA_STYLE_DIM or not np.isfinite(v).all():
+            return None
+        return v
+    if family == "dumoulin":
+        w = np.asarray(vector, dtype=np.float64).reshape(-1)
+        if w.size != DUMOULIN_STYLE_COUNT or not np.isfinite(w).all():
+            return None
+        if (w < 0).any() or w.sum() <= 0:
+            return None
+        return (w / w.sum()).astype(np.float32).reshape(1, -1)
+    return None
+
+
+@dataclass(frozen=True)
+class ColdPlan:
+    """What would paint a picture: the path `auto` chooses, its IR and style input."""
+
+    path: str
+    precision: str
+    xml: Path
+    style: np.ndarray | None
+
+
+def _photo(picture: Image.Image) -> np.ndarray:
+    """float32 NCHW 0..255, as `stylizer.to_tensor` makes it (one strided copy)."""
+    array = np.asarray(picture)
+    x = np.empty((1, 3, array.shape[0], array.shape[1]), dtype=np.float32)
+    x[0] = array.transpose(2, 0, 1)
+    return x
+
+
+def _finish(
+    picture: Image.Image, painting: np.ndarray, strength: float, preserve_colors: bool
+) -> Image.Image:
+    """`Stylizer.stylize` after the network, in numpy on NCHW float32 as there:
+    preserve colours (`color.preserve_colors`), strength (`color.blend`), then
+    `to_image`'s rounding. The photo is read again only when an option needs it, so
+    it does not sit in memory beside OpenVINO's buffers."""
+    if preserve_colors or strength != 1.0:
+        photo = _photo(picture)
+        if preserve_colors:
+            w = _RGB_TO_Y.reshape(1, 3, 1, 1)
+            y_paint = (painting * w).sum(axis=1, keepdims=True, dtype=np.float32)
+            y_photo = (photo * w).sum(axis=1, keepdims=True, dtype=np.float32)
+            painting = np.clip(photo + (y_paint - y_photo), 0.0, 255.0)
+        if strength != 1.0:
+            painting = painting * np.float32(strength) + photo * np.float32(1.0 - strength)
+        del photo
+    np.clip(painting, 0.0, 255.0, out=painting)
+    painting += np.float32(0.5)
+    rounded = painting[0].astype(np.uint8)  # float -> uint8 truncates: round half up
+    return Image.fromarray(np.ascontiguousarray(rounded.transpose(1, 2, 0)), "RGB")
+
+
+class ColdPainter:
+    """Serves catalog styles from cached IRs, or says why not (`stylize` returns None).
+
+    Built by `Engine.paint`; holds the OpenVINO core and the last few compiled models,
+    and imports OpenVINO only when a plan needs it."""
+
+    def __init__(self, settings: EngineSettings, catalog: Catalog, store: ModelStore) -> None:
+        self.backend = settings.backend
+        self.memory_budget_mb = settings.memory_budget_mb
+        self.compiled_dir = settings.compiled_path()
+        self.catalog = catalog
+        self.store = store
+        self.last_path: str | None = None  # the path that painted the last picture here
+        self.last_reason: str | None = None  # why the last picture was not painted here
+        self._lock = threading.Lock()
+        self._core: Any = None
+        self._compiled: OrderedDict[tuple[Path, tuple[int, ...], str], Any] = OrderedDict()
+
+    # -- deciding ---------------------------------------------------------------------
+    def _style(self, style: str | StyleMix) -> Style:
+        if isinstance(style, StyleMix):
+            return mixed_style(self.catalog, style)
+        return self.catalog.style(style)
+
+    def plan(self, style: str | StyleMix, size: tuple[int, int]) -> ColdPlan | str:
+        """The plan for painting a picture of `size` (width, height), or why there is none."""
+        names: list[str]
+        if self.backend in ("auto", "best"):
+            if hardware.cuda_possible():
+                return "a GPU may be there: the torch path decides"
+            names = hardware.supported_paths(self.backend == "best")
+        elif self.backend in PRECISIONS:
+            names = [self.backend]
+        else:
+            return f"backend {self.backend} runs in torch"
+        record = self._style(style)  # an unknown style or a refused mix: the same error
+        model = self.catalog.model(record.model)
+        if not self.store.is_present(model):
+            return f"model {model.id} is not in the cache"
+        key = source_key(self.store, model, record)
+        if key is None:
+            return f"model {model.id}: no file hashes to key its IR by"
+        entry = SourceIndex(self.compiled_dir).get(key)
+        if entry is None or not str(entry.get("ir", "")).startswith(f"v{FORMAT_VERSION}-"):
+            return f"model {model.id}: no IR recorded yet"
+        w, h = size
+        if min(h, w) < limits.MIN_SIDE or max(h, w) > limits.MAX_SIDE:
+            return "picture size not exported"
+        if self.backend in ("auto", "best") and min(h, w) < limits.MIN_CALIBRATION_SIDE:
+            return "too small to calibrate: eager fp32 serves"
+        budget = limits.pixel_limit(limits.OPENVINO_BYTES_PER_PIXEL, self.memory_budget_mb)
+        if h * w > budget:
+            return "over the memory budget: tiles need torch"
+        res = (h % limits.ALIGN, w % limits.ALIGN)
+        xml = ir_root(self.compiled_dir) / str(entry["ir"]) / f"r{res[0]}{res[1]}.xml"
+        if not (xml.exists() and xml.with_suffix(".bin").exists()):
+            return f"no IR for sides ≡ {res} (mod {limits.ALIGN}) yet"
+        style_in = None
+        if entry.get("style"):
+            style_in = style_input(str(entry["style"]), record.vector)
+            if style_in is None:
+                return f"style {record.id}: no style input"
+        chosen = names[0] if self.backend in PRECISIONS else self._choose(names, entry, res)
+        if chosen not in PRECISIONS:
+            return chosen
+        return ColdPlan(chosen, PRECISIONS[chosen], xml, style_in)
+
+    def _choose(self, names: list[str], entry: dict[str, Any], res: tuple[int, int]) -> str:
+        """`AutoRunner.choose` over stored verdicts: the first path that passes, or why
+        the answer needs torch (a torch path, or a verdict not measured yet)."""
+        floor = verdicts.BEST_FLOOR_DB if self.backend == "best" else verdicts.DEFAULT_FLOOR_DB
+        store = verdicts.VerdictStore(self.compiled_dir / "verdicts.json")
+        for name in names:
+            if name not in PRECISIONS:
+                return f"{name} would be tried next: it runs in torch"
+            if not hardware.openvino_available():
+                continue  # `auto` lists it unavailable and goes on
+            verdict = store.get(f"{entry['verdict']}/{name}/{res}")
+            if verdict is None:
+                return f"{name} not calibrated for this model and residue yet"
+            if verdicts.reason(verdict, floor) is None:
+                return name
+        return "eager fp32 serves"
+
+    # -- painting ---------------------------------------------------------------------
+    def _compiled_model(self, plan: ColdPlan, shape: tuple[int, ...]) -> Any:
+        """The IR compiled for exactly `shape`: a static plan of OpenVINO's memory."""
+        import openvino as ov
+
+        key = (plan.xml, shape, plan.precision)
+        with self._lock:
+            found = self._compiled.get(key)
+            if found is not None:
+                self._compiled.move_to_end(key)
+                return found
+            if self._core is None:
+                self._core = ov.Core()
+            core = self._core
+        model = core.read_model(str(plan.xml))
+        model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
+        config = {"INFERENCE_PRECISION_HINT": plan.precision, "PERFORMANCE_HINT": "LATENCY"}
+        compiled = core.compile_model(model, "CPU", config)
+        with self._lock:
+            self._compiled[key] = compiled
+            while len(self._compiled) > KEEP_COMPILED:
+                self._compiled.popitem(last=False)
+        return compiled
+
+    def stylize(
+        self,
+        image: Image.Image,
+        style: object,
+        *,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        strength: float = 1.0,
+        preserve_colors: bool = False,
+    ) -> Image.Image | None:
+        """`Stylizer.stylize`'s picture, or None (and `last_reason`) when this path
+        cannot be sure to paint it as the torch path would."""
+        if not 0.0 <= strength <= 1.0:
+            raise EngineError("strength must be between 0 and 1")
+        self.last_path = None
+        if not isinstance(style, str | StyleMix):
+            self.last_reason = "own styles run in torch"
+            return None
+        picture = fit_within(image, max_side).convert("RGB")
+        plan = self.plan(style, picture.size)
+        if isinstance(plan, str):
+            self.last_reason = plan
+            log.debug("torch path for %s: %s", style, plan)
+            return None
+        try:
+            x = _photo(picture)
+            inputs = [x] if plan.style is None else [x, plan.style]
+            request = self._compiled_model(plan, x.shape).create_infer_request()
+            # the input is read in place (no second 15 MB copy); the output is copied
+            out = request.infer(inputs, share_inputs=True)[0]
+            painting = np.array(out, dtype=np.float32, copy=True)
+            del request, inputs, x, out  # OpenVINO's buffers go back before the arithmetic
+        except Exception as exc:  # a torn IR, an OpenVINO failure: the torch path mends it
+            self.last_reason = f"OpenVINO failed: {type(exc).__name__}: {exc}"[:300]
+            log.warning("cached IR not served (%s); painting through torch", self.last_reason)
+            return None
+        self.last_reason = None
+        self.last_path = plan.path
+        np.clip(painting, 0.0, 255.0, out=painting)  # the runner's clamp
+        return _finish(picture, painting, strength, preserve_colors)
