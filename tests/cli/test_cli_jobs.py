@@ -168,9 +168,9 @@ def test_celery_status_reads_the_redis_store(celery_env: str) -> None:
         photos.submit(user, {"photo": user})
     done, running = photos.claim("token-1"), photos.claim("token-2")
     assert done and running
-    photos.start(done)
+    photos.start(done, "token-1", "run-1", lease=60)
     photos.finish(done, JobState.DONE)
-    photos.start(running)
+    photos.start(running, "token-2", "run-2", lease=60)
     clips.submit("dan", {"clip": "dan"})
     client.close()
 

@@ -1,9 +1,9 @@
 """The handler factory the Celery end-to-end tests give their workers by dotted path.
 
 Payload: ``{"dir": <tmp dir>, "name": "A0", "kind": "ok" | "defer" | "flaky" |
-"poison" | "hang" | "suicide"}``. Every run appends to ``runs.txt``; the side effect (a line
-in ``sent.txt``) happens once per job, guarded by a checkpoint; ``failed.txt``
-records ``on_failed`` calls.
+"poison" | "hang" | "suicide" | "slow"}``. Every run appends to ``runs.txt``; the
+side effect (a line in ``sent.txt``) happens once per job, guarded by a checkpoint;
+``failed.txt`` records ``on_failed`` calls.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ async def handler(payload: dict[str, Any], ctx: JobContext) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "poison":
         raise ValueError("poison payload")
+    if kind == "slow":  # keeps jobs in flight while a test breaks something
+        await asyncio.sleep(0.5)
     thread = await ctx.run_blocking(lambda: threading.current_thread().name)
     if "sent" not in ctx.checkpoints:
         _append(d / "sent.txt", f"{name} {ctx.job_id} {thread}")

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from totoshka.jobs import JobQueue, JobState, TooManyPending
-from totoshka.jobs.celery_mode import LANES, TASK_NAME, CeleryJobQueue, lane_config
+from totoshka.jobs.celery_mode import LANES, CeleryJobQueue, lane_config
 from totoshka.jobs.celery_settings import CeleryConfig
 
 HERE = Path(__file__).parent
@@ -69,6 +69,9 @@ def worker_env(cfg: CeleryConfig) -> dict[str, str]:
         "TOTOSHKA_JOBS_BACKOFF_MAX": str(cfg.backoff_max),
         "TOTOSHKA_JOBS_SOFT_TIME_LIMIT": str(cfg.soft_time_limit),
         "TOTOSHKA_JOBS_TIME_LIMIT": str(cfg.time_limit),
+        "TOTOSHKA_JOBS_LEASE": str(cfg.lease),
+        "TOTOSHKA_JOBS_RECONCILE_EVERY": str(cfg.reconcile_every),
+        "TOTOSHKA_JOBS_TOKEN_GRACE": str(cfg.token_grace),
     }
 
 
@@ -82,7 +85,10 @@ class Worker:
         *,
         via_run_worker: bool = False,
         lanes: tuple[str, ...] = LANES,
+        session: bool = False,
     ) -> None:
+        """``session``: a process group of its own, so that a test can kill the whole
+        worker (main process and pool children) at once."""
         self.log = log
         self._log_file = log.open("w")
         # Either the documented CLI or `run_worker()` (what `totoshka worker` calls).
@@ -116,6 +122,7 @@ class Worker:
             env=worker_env(cfg),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=session,
         )
 
     def check_alive(self) -> None:
@@ -131,16 +138,6 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(timeout=30)
         self._log_file.close()
-
-
-def kick(q: CeleryJobQueue) -> int:
-    """Send one token per job waiting in the users' lines (the repair for a broker
-    that lost its messages: the jobs are still in Redis); returns how many."""
-    store = q.store
-    n = sum(store._lengths(store.r.lrange(store._k("ring"), 0, -1)))
-    for _ in range(n):
-        q.app.send_task(TASK_NAME, queue=q.config.queue)
-    return n
 
 
 def cleanup(cfg: CeleryConfig, q: CeleryJobQueue) -> None:
@@ -163,7 +160,7 @@ def redis_alive() -> None:
 
 @pytest.fixture
 def redis_queue(redis_alive: None) -> Iterator[tuple[CeleryConfig, CeleryJobQueue]]:
-    cfg = make_config(REDIS_URL)
+    cfg = make_config(REDIS_URL).model_copy(update={"token_grace": 1.0})
     q = CeleryJobQueue(cfg)
     yield cfg, q
     cleanup(cfg, q)
@@ -199,8 +196,13 @@ def test_bot_side_contract_without_workers(
     broker = redis.Redis.from_url(cfg.broker_url)
     assert broker.llen(cfg.queue) == 4  # one token per accepted job (3 now cancelled)
     broker.delete(cfg.queue)  # the broker loses its messages...
-    assert kick(q) == 1  # ...one token per job still in line brings them back
-    assert broker.llen(cfg.queue) == 1
+    assert q.reconcile() == {"photos": ([], 0)}  # ...which no one can tell at once;
+    # once the line has waited the grace with no worker claiming, the reconciler
+    # counts the tokens afresh and sends one per job still in line
+    sent: list[int] = []
+    wait_until(lambda: sent.append(q.reconcile()["photos"][1]) or sent[-1] > 0, "a token")
+    assert sent[-1] == 1 and broker.llen(cfg.queue) == 1
+    assert q.reconcile() == {"photos": ([], 0)}  # and only once
 
 
 def run_end_to_end(cfg: CeleryConfig, tmp_path: Path, *, via_run_worker: bool = False) -> None:

@@ -21,6 +21,13 @@ How it follows Celery's advice for long jobs:
   ``failed`` after ``max_attempts`` and stops looping.
 * Expected errors: `RetryLater` → ``Task.retry(countdown=delay)``; other exceptions →
   ``Task.retry`` with exponential backoff, up to ``max_attempts``.
+* A worker killed outright (SIGKILL, its host gone) would strand its job for the
+  Redis broker's ``visibility_timeout`` (4 h). So a running job holds a *lease* of
+  a few seconds in the store, renewed by a heartbeat thread; every worker and bot
+  runs a reconciler (`Reconciler`) that puts jobs with a lapsed lease back at the
+  head of their user's line and sends tokens for jobs that have none (those, and
+  jobs whose bot died between storing them and sending their token). RabbitMQ
+  redelivers a dead worker's token by itself; the lease covers that too.
 * Soft and hard time limits on the task. The soft limit raises inside the handler
   and counts as a failed attempt (retried with backoff); the hard limit kills the
   process and the message is requeued (``acks_on_timeout=False``), so the attempt
@@ -48,13 +55,16 @@ import inspect
 import logging
 import os
 import pkgutil
+import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from totoshka.jobs.celery_settings import CeleryConfig
 from totoshka.jobs.context import JobContext
@@ -193,6 +203,80 @@ def _fail(
     return f"failed {job.job_id}"
 
 
+class _Heartbeat:
+    """Renews a run's lease from a thread of its own while the job runs.
+
+    A thread, not a task on the job's event loop: inference blocks that loop (or
+    holds it in a long await), and the lease must lapse only when the process is
+    gone. A failed renewal (Redis restarting) is retried at the next beat."""
+
+    def __init__(self, store: RedisJobStore, job_id: str, run: str, lease: float) -> None:
+        self.store, self.job_id, self.run, self.lease = store, job_id, run, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="totoshka-lease", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease / 4):
+            try:
+                if not self.store.renew(self.job_id, self.run, self.lease):
+                    log.warning("jobs: lost the lease of job %s (reclaimed)", self.job_id)
+                    return
+            except Exception as exc:
+                log.warning("jobs: lease of job %s not renewed: %s", self.job_id, exc)
+
+
+class Reconciler:
+    """The repairs no broker makes for us, for every lane: jobs whose worker died
+    (lapsed lease) go back in line, and jobs without a token get one.
+
+    Safe to run in any number of processes at once (each step is one atomic script
+    in Redis), so every worker runs one in a thread and the bot another: the repair
+    happens while anything of the deployment is alive."""
+
+    def __init__(self, app: Celery, config: CeleryConfig, lanes: tuple[str, ...] = LANES) -> None:
+        self.app, self.config, self.lanes = app, config, lanes
+        self.stores = {
+            lane: RedisJobStore.from_url(config.redis_url, lane_config(config, lane).prefix)
+            for lane in lanes
+        }
+
+    def once(self) -> dict[str, tuple[list[str], int]]:
+        """One pass: per lane, the jobs put back and the tokens sent."""
+        done = {}
+        for lane, store in self.stores.items():
+            reclaimed = store.reclaim()
+            for job_id in reclaimed:
+                log.warning("jobs: job %s lost its worker; back in line", job_id)
+            need = store.take_deficit(self.config.token_grace)
+            sent = 0
+            try:
+                for _ in range(need):
+                    self.app.send_task(lane_task(lane), queue=lane_config(self.config, lane).queue)
+                    sent += 1
+            finally:
+                if sent < need:
+                    store.tokens_sent(sent - need)
+            if sent:
+                log.warning("jobs: sent %d token(s) for %s jobs that had none", sent, lane)
+            done[lane] = (reclaimed, sent)
+        return done
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.wait(self.config.reconcile_every):
+            try:
+                self.once()
+            except Exception as exc:  # Redis or the broker away: the next pass retries
+                log.warning("jobs: reconcile failed: %s", exc)
+
+
 def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None = None) -> Celery:
     """A Celery app configured for long, at-least-once jobs, with its task.
 
@@ -206,10 +290,27 @@ def make_app(config: CeleryConfig, handler_factory: HandlerFactory | str | None 
     # The handler closes its Bot session when the pool process exits (held strongly:
     # the receiver is a closure).
     worker_process_shutdown.connect(lambda **_: runtime.reset(), weak=False)
+    _reconcile_in_worker(app, config)
 
     for lane in LANES:
         _token_task(app, config, runtime, lane)
     return app
+
+
+def _reconcile_in_worker(app: Celery, config: CeleryConfig) -> None:
+    """A reconciler thread in the worker's main process, from ready to shutdown."""
+    stop = threading.Event()
+
+    def started(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return  # another app's worker in this process
+        reconciler = Reconciler(app, config)
+        threading.Thread(
+            target=reconciler.run_forever, args=(stop,), name="totoshka-reconcile", daemon=True
+        ).start()
+
+    worker_ready.connect(started, weak=False)
+    worker_shutdown.connect(lambda **_: stop.set(), weak=False)
 
 
 def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str) -> None:
@@ -232,7 +333,8 @@ def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str)
         job_id = store.claim(token)
         if job_id is None:
             return "idle"  # its job was cancelled: tokens outnumber jobs then
-        state, attempt, deferrals = store.start(job_id)
+        run = uuid.uuid4().hex
+        state, attempt, deferrals = store.start(job_id, token, run, config.lease)
         if state != JobState.RUNNING.value:
             store.release_token(token)
             return f"skipped {job_id}: {state}"
@@ -254,11 +356,13 @@ def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str)
             executor=runtime.cpu,
         )
         try:
-            loop.run_until_complete(handlers.handler(job.payload, ctx))
+            with _Heartbeat(store, job_id, run, config.lease):
+                loop.run_until_complete(handlers.handler(job.payload, ctx))
         except RetryLater as exc:
             if deferrals + 1 > config.max_deferrals:
                 return _fail(loop, handlers, store, job, exc)
-            store.finish(job_id, JobState.QUEUED, exc, deferral=True)
+            hold = exc.delay + config.lease
+            store.finish(job_id, JobState.QUEUED, exc, deferral=True, hold=hold)
             raise self.retry(countdown=exc.delay, exc=exc, max_retries=None) from exc
         except Exception as exc:
             if isinstance(exc, SoftTimeLimitExceeded):
@@ -267,8 +371,8 @@ def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str)
             failures = attempt - deferrals
             if failures >= config.max_attempts:
                 return _fail(loop, handlers, store, job, exc)
-            store.finish(job_id, JobState.QUEUED, exc)
             delay = backoff_delay(failures, config.backoff_base, config.backoff_max)
+            store.finish(job_id, JobState.QUEUED, exc, hold=delay + config.lease)
             raise self.retry(
                 countdown=delay,
                 exc=exc,
@@ -295,6 +399,8 @@ class CeleryJobQueue:
         self.task = lane_task(lane)
         self.app = celery_app or make_app(config)
         self.store = RedisJobStore.from_url(config.redis_url, self.config.prefix)
+        self._void: dict[str, str] = {}  # refused submits not yet withdrawn
+        self._reconciler = Reconciler(self.app, config, (lane,))
 
     def submit(
         self,
@@ -304,16 +410,47 @@ class CeleryJobQueue:
         max_pending: int | None = None,
         dedupe_key: str | None = None,
     ) -> SubmitResult:
-        job_id, duplicate = self.store.submit(
-            user_key, payload, max_pending=max_pending, dedupe_key=dedupe_key
-        )
+        """Fully queued, or refused with `QueueUnavailable`: never half.
+
+        A submit that times out (Redis frozen) may still run on the server once it
+        thaws, so the job is withdrawn by its id, now or by the next `reconcile`
+        in this process, well inside the grace before any reconciler would send it
+        a token. The token is counted once sent; a bot dying just before that
+        leaves a tokenless job, which a reconciler repairs."""
+        job_id = uuid.uuid4().hex
+        try:
+            job_id, duplicate = self.store.submit(
+                user_key, payload, max_pending=max_pending, dedupe_key=dedupe_key, job_id=job_id
+            )
+        except redis.RedisError as exc:
+            self._withdraw(job_id, f"job store unavailable: {type(exc).__name__}")
+            raise QueueUnavailable("job store", exc) from exc
         if not duplicate:
             try:
                 self.app.send_task(self.task, queue=self.config.queue)
             except Exception as exc:
-                self.store.cancel_job(job_id, f"broker unavailable: {exc}")
-                raise
-        return SubmitResult(job_id, self.store.position(job_id) or 0, duplicate=duplicate)
+                self._withdraw(job_id, f"broker unavailable: {type(exc).__name__}")
+                raise QueueUnavailable("broker", exc) from exc
+            with contextlib.suppress(redis.RedisError):  # uncounted: one extra token later
+                self.store.tokens_sent(1)
+        try:
+            position = self.store.position(job_id) or 0
+        except redis.RedisError:
+            position = 0
+        return SubmitResult(job_id, position, duplicate=duplicate)
+
+    def _withdraw(self, job_id: str, why: str) -> None:
+        try:
+            self.store.cancel_job(job_id, why)
+        except redis.RedisError:
+            self._void[job_id] = why  # Redis still away: the next reconcile withdraws it
+
+    def reconcile(self) -> dict[str, tuple[list[str], int]]:
+        """Withdraw refused submits, then the `Reconciler` pass (the bot runs this)."""
+        for job_id, why in list(self._void.items()):
+            self.store.cancel_job(job_id, why)
+            del self._void[job_id]
+        return self._reconciler.once()
 
     def cancel_user(self, user_key: str) -> list[str]:
         return self.store.cancel_user(user_key)

@@ -45,6 +45,14 @@ class CeleryConfig(BaseSettings):
     visibility_timeout: float = Field(
         4 * 3600.0, gt=0, validation_alias=_env("jobs_visibility_timeout")
     )
+    #: A running job's lease: a worker that stops renewing it (killed outright, its
+    #: host gone) loses the job this many seconds later, on either broker, and the
+    #: job goes back to the head of its user's line. The heartbeat renews it 4× as often.
+    lease: float = Field(20.0, ge=2, validation_alias=_env("jobs_lease"))
+    #: How often every worker and bot looks for lapsed leases and tokenless jobs.
+    reconcile_every: float = Field(5.0, gt=0, validation_alias=_env("jobs_reconcile_every"))
+    #: A job that has waited this long in line with no token gets one sent.
+    token_grace: float = Field(30.0, ge=1, validation_alias=_env("jobs_token_grace"))
     #: Threads per worker process for ``ctx.run_blocking``; None = what the handler asks.
     cpu_workers: int | None = Field(None, ge=1, validation_alias=_env("jobs_cpu_workers"))
 
