@@ -74,6 +74,13 @@ class Settings(EngineSettings):
         default=3.0, gt=0, description="Seconds between a clip's progress edits."
     )
     max_attempts: int = Field(default=5, ge=1)
+    # Celery mode: no worker tells this bot when places move, so it looks itself.
+    line_refresh_every: float = Field(
+        default=5.0,
+        gt=0,
+        description="Celery mode: seconds between refreshes of 'place in line' and the "
+        "repairs of the job store (jobs of dead workers, jobs without a token).",
+    )
 
     # FSM storage: memory by default, Redis when a URL is given.
     redis_url: str | None = None

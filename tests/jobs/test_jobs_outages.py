@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from own_redis import OwnRedis
 from test_jobs_celery import RABBIT_URL, REDIS_URL, Worker, cleanup, make_config, wait_until
 
 from totoshka.jobs import JobState
@@ -27,53 +26,6 @@ from totoshka.jobs.celery_settings import CeleryConfig
 from totoshka.jobs.queue import QueueUnavailable
 
 LEASE = 4.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OwnRedis:
-    """A ``redis-server`` the test may kill, freeze and restart."""
-
-    def __init__(self, directory: Path, *, persistent: bool) -> None:
-        self.dir, self.persistent, self.port = directory, persistent, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--dir", str(self.dir), "--save", ""]
-        argv += ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else []
-        argv += ["--appendonly", "no"] if not self.persistent else []
-        with (self.dir / "redis.log").open("a") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError((self.dir / "redis.log").read_text()[-2000:])
-            try:
-                return bool(client.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(up, "the test's redis-server", timeout=30)
-        client.close()
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """SIGTERM: a clean shutdown (the append-only file is flushed); SIGKILL: a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
 
 
 @pytest.fixture

@@ -81,13 +81,12 @@ class BotApp:
         self.engine = open_engine(settings)
         self.stylizer_factory = stylizer_factory or self.engine.stylizer
         self.queue: Any = wiring.make_queue(settings, celery)
-        self.board = StatusBoard(self.bot, self.queue, self.texts) if self.embedded else None
+        self.board = StatusBoard(self.bot, self.queue, self.texts)
         self.clip_queue: Any = wiring.make_clip_queue(settings, celery)
         self.clip_board = (
-            StatusBoard(self.bot, self.clip_queue, self.texts)
-            if self.clip_queue and self.embedded
-            else None
+            StatusBoard(self.bot, self.clip_queue, self.texts) if self.clip_queue else None
         )
+        self._lines_task: asyncio.Task[None] | None = None
         self.retry = wiring.retry_policy(settings)  # one policy for every Bot API call
         styles = self.engine.offered_styles()
         self.gallery = Gallery(
@@ -192,6 +191,25 @@ class BotApp:
             # polling starts now; the workers once the engine is warm and measured
             self._warm_task = asyncio.create_task(self._warm_then_start_workers())
         await self._resume_status_lines()
+        if not self.embedded and self._lines_task is None:
+            self._lines_task = asyncio.create_task(self._keep_lines())
+
+    async def _keep_lines(self) -> None:
+        """Celery mode, every few seconds: the store's repairs (jobs whose worker died,
+        jobs with no token: `CeleryJobQueue.reconcile`, which the workers run too, so
+        either side alive is enough) and the status lines (places moved, jobs lost
+        with the store). A Redis outage only skips a round."""
+        while True:
+            await asyncio.sleep(self.settings.line_refresh_every)
+            for lane in self.services.lanes():
+                try:
+                    reconcile = getattr(lane.queue, "reconcile", None)
+                    if reconcile is not None:
+                        await asyncio.to_thread(reconcile)
+                    if lane.board is not None:
+                        await lane.board.refresh()
+                except Exception as exc:
+                    log.warning("%s line not kept this round: %s", lane.name, exc)
 
     async def _warm_then_start_workers(self) -> None:
         await asyncio.to_thread(self._warm_up)
@@ -290,6 +308,11 @@ class BotApp:
 
     async def _on_shutdown(self) -> None:
         await self._stop_warm_up()
+        lines, self._lines_task = self._lines_task, None
+        if lines is not None:
+            lines.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lines
         for pool in self.pools:
             await pool.stop(graceful=True)
 

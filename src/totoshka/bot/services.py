@@ -8,6 +8,7 @@ here is module-level state and two bots in one process (tests) never share anyth
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from aiogram import Bot
@@ -20,8 +21,10 @@ from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.status_board import StatusBoard, Tracked
 from totoshka.bot.texts import Texts, Translator
 from totoshka.config import Settings
-from totoshka.jobs.queue import JobQueue, JobState, TooManyPending
+from totoshka.jobs.queue import JobQueue, JobState, QueueUnavailable, TooManyPending
 from totoshka.observability import Metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,12 @@ class Services:
                 text=t("too_many_pending", limit=limit),
                 chat_id=job.chat_id,
                 message_id=status.message_id,
+            )
+            return Submitted(None, refused=True)
+        except QueueUnavailable as exc:  # refused whole (the queue withdrew it): say so
+            log.warning("job not queued: %s", exc)
+            await bot.edit_message_text(
+                text=t("status_unqueued"), chat_id=job.chat_id, message_id=status.message_id
             )
             return Submitted(None, refused=True)
         if result.duplicate:

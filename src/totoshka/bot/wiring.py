@@ -10,6 +10,7 @@ a Celery worker process calls to build its side.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiogram import Bot
@@ -49,12 +50,32 @@ def make_storage(settings: Settings) -> BaseStorage:
 
     The key builder must include the *destiny*: preferences live under their own
     destiny (see `totoshka.bot.prefs`), which aiogram's default builder refuses.
+
+    The connections heal after a Redis restart: a pooled connection idle for a while
+    is pinged before use, and a dropped one is retried with backoff, so the updates
+    right after the restart are answered instead of failing one per stale
+    connection. A frozen server times out in seconds (the update then fails and
+    Telegram, or the user, sends it again).
     """
     if settings.redis_url:
         from aiogram.fsm.storage.redis import RedisStorage  # needs the optional redis package
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         keys = DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True, with_destiny=True)
-        return RedisStorage.from_url(settings.redis_url, key_builder=keys)
+        healing = {
+            "health_check_interval": 10,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 5,
+            "retry": Retry(
+                ExponentialBackoff(cap=1.0, base=0.1),
+                retries=4,
+                supported_errors=(RedisConnectionError,),
+            ),
+        }
+        url = settings.redis_url
+        return RedisStorage.from_url(url, connection_kwargs=healing, key_builder=keys)
     return MemoryStorage()
 
 
@@ -131,18 +152,32 @@ def make_job_handler(
     )
 
 
+@functools.cache
+def _worker_metrics() -> Metrics:
+    """The one `Metrics` of a worker process (see `worker_handlers`)."""
+    return Metrics()
+
+
 async def worker_handlers() -> JobHandlers:
     """A Celery worker process's handler (`WORKER_HANDLERS`).
 
     The worker process is an edge of its own: it reads `Settings` from the
     environment, opens its own `Bot` session and (with ``TOTOSHKA_REDIS_URL``) the
     bot's FSM storage, so a painting's style vector computed here is reused by the bot.
+
+    Its `Metrics` (the task's run counts, the handler's stages and results) is one per
+    process however often this runs (again after a soft time limit): under
+    ``totoshka worker`` they are files its main process adds up, and two objects would
+    write the same series of one file.
     """
     settings = Settings()
     install_redaction(settings.token())
     bot = make_bot(settings)
     storage = make_storage(settings) if settings.redis_url else None
-    handler = make_job_handler(settings, bot, open_engine(settings), Texts.load(), storage=storage)
+    metrics = _worker_metrics()
+    handler = make_job_handler(
+        settings, bot, open_engine(settings), Texts.load(), storage=storage, metrics=metrics
+    )
 
     async def close() -> None:
         if storage is not None:
@@ -154,4 +189,5 @@ async def worker_handlers() -> JobHandlers:
         on_failed=handler.on_failed,
         close=close,
         cpu_workers=inference_threads(),
+        metrics=metrics,
     )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from totoshka.jobs.context import JobContext
+    from totoshka.observability import Metrics
 
 
 class JobState(enum.StrEnum):
@@ -143,6 +144,11 @@ class JobQueue(Protocol):
         """Number of jobs per state (every `JobState` value is a key)."""
         ...
 
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, finished ones included; None for a job the queue does
+        not know (never accepted, expired, or lost with its store)."""
+        ...
+
 
 Handler = Callable[[dict[str, Any], "JobContext"], Awaitable[None]]
 """Executes one payload. Returns normally = done; raises `RetryLater` / anything else."""
@@ -169,3 +175,8 @@ class JobHandlers:
     #: Threads for ``ctx.run_blocking``: the handler knows what its work needs
     #: (one per two cores for CPU inference); None = the worker's default.
     cpu_workers: int | None = None
+    #: Where the Celery task counts its runs, as the embedded pool does (attempts,
+    #: done, failed, retried, running: per lane). One per worker process, the one the
+    #: handler counts its stages in: the factory may run again in the same process
+    #: (after a soft time limit) and must hand back the same object. None: not counted.
+    metrics: Metrics | None = None

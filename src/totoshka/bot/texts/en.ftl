@@ -56,6 +56,8 @@ btn_back = ⬅️ Back
 # $position: the place in the queue (1 is next)
 status_queued = ⏳ In line: place { $position }.
 status_accepted = ⏳ Accepted, putting it in line…
+status_lost = 😔 Sorry, I lost this photo while my queue restarted. Please send it again.
+status_unqueued = 😔 Sorry, I could not put this photo in line just now. Please send it again in a minute.
 # $style: the style's title
 status_working = 🎨 Painting in the style «{ $style }»…
 # $percent: how much of the clip is painted, 0–99
