@@ -15,18 +15,33 @@ Labels are lanes, update types, stages and outcomes — small fixed sets, never 
 user, a chat, a job id or anything secret. Who a log line is about travels in the
 context variables `JOB_ID` and `USER_ID`, which the JSON log formatter reads.
 
+A Celery worker paints in its prefork pool's children, and one scrape must show
+them all: ``totoshka worker`` runs them in prometheus_client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, a private folder it sets before prometheus_client is
+first imported, since the library picks its mode at import). Each child writes its
+figures into that folder and the main process serves their sum (`PoolMetrics`).
+That is why `Metrics` names a ``multiprocess_mode`` for its gauge, and why a worker
+process builds one `Metrics` only: two in one process would write the same series
+of the same file.
+
 This module sits beside `config`: the jobs layer and the bot both use it, and it
 imports nothing of the project.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -61,7 +76,12 @@ class Metrics:
             "totoshka_jobs_queued", "Jobs accepted into a lane's queue.", ["lane"], registry=r
         )
         self.jobs_running = Gauge(
-            "totoshka_jobs_running", "Jobs this process is running now.", ["lane"], registry=r
+            "totoshka_jobs_running",
+            "Jobs this process (a worker: its pool) is running now.",
+            ["lane"],
+            registry=r,
+            # a worker's pool: the sum over its live children (ignored in one process)
+            multiprocess_mode="livesum",
         )
         self.job_attempts = Counter(
             "totoshka_job_attempts",
@@ -130,6 +150,65 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition format. Reads the queues: call it off the event loop."""
         return generate_latest(self.registry)
+
+
+class Exposition(Protocol):
+    """What the /metrics route serves: `Metrics` (one process) or `PoolMetrics`."""
+
+    def render(self) -> bytes: ...
+
+
+#: A live gauge's file in a multiprocess folder: ``gauge_livesum_<pid>.db``.
+_LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
+
+
+class PoolMetrics:
+    """A Celery worker's figures, served by its main process: the sum of what its pool
+    children (each with its own `Metrics`) wrote into the multiprocess folder `path`.
+
+    The registry holds the folder's collector only, as prometheus_client's multiprocess
+    rules ask (a metric registered beside it would be exported twice). Counters of a
+    child that died stay in the sum, as they should; its share of the live gauges
+    (jobs running) is handed back by `process_exited`, which the pool's shutdown
+    signal calls, and at each scrape for a child that never got to send it (killed)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.registry = CollectorRegistry()
+        MultiProcessCollector(self.registry, path=self.path)
+
+    def process_exited(self, pid: int) -> None:
+        """Drop a finished process's live gauges (they would count its jobs for ever)."""
+        with contextlib.suppress(FileNotFoundError):  # the child and a scrape both did
+            mark_process_dead(pid, self.path)
+
+    def sweep(self) -> list[int]:
+        """`process_exited` for every process with live gauges that is gone; their pids."""
+        gone = []
+        for name in os.listdir(self.path):
+            match = _LIVE_FILE.fullmatch(name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid not in gone and not _alive(pid):
+                self.process_exited(pid)
+                gone.append(pid)
+        return gone
+
+    def render(self) -> bytes:
+        """The text exposition format of the pool's sum; reads files: off the event loop."""
+        self.sweep()
+        return generate_latest(self.registry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process has the number now: ours is gone
+        return False
+    return True
 
 
 class QueueDepthCollector(Collector):

@@ -100,8 +100,9 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False, default=str), self.secrets)
 
 
-def setup_logging(level: str, *secrets: str, fmt: str = "text") -> None:
-    """Root logging to stderr, as text or JSON lines (``fmt``); the token redacted."""
+def setup_logging(level: str, *secrets: str, fmt: str = "text") -> logging.Handler:
+    """Root logging to stderr, as text or JSON lines (``fmt``); the token redacted.
+    Returns the handler, for loggers that do not propagate to the root."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(*secrets))
@@ -110,3 +111,4 @@ def setup_logging(level: str, *secrets: str, fmt: str = "text") -> None:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     install_redaction(*secrets)
+    return handler

@@ -8,16 +8,21 @@ echo the environment.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from totoshka.bot.logs import install_redaction
 from totoshka.cli.group import settings_problem
 from totoshka.config import Settings
 from totoshka.engine.errors import EngineError
-from totoshka.jobs.celery_settings import CeleryConfig
 
 SCALE_FIX = "bash scripts/setup.sh scale (or pip install 'totoshka[scale]')"
 
@@ -97,32 +102,119 @@ def worker(
             "totoshka-<lane>-<pid>@<host>, so two workers on one host never clash)."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Port of this worker's /metrics, /healthz, /readyz (default "
+            "$TOTOSHKA_METRICS_PORT; each worker on a host needs its own).",
+        ),
+    ] = None,
 ) -> None:
-    """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode."""
-    settings = _settings(jobs_backend="celery")
+    """Run a Celery worker that paints and delivers jobs queued by a bot in celery mode.
+
+    With a metrics port it serves /metrics (its pool's figures added up), /healthz
+    and /readyz; $TOTOSHKA_LOG_FORMAT=json makes its log JSON lines."""
+    settings = _settings(jobs_backend="celery", metrics_port=metrics_port)
+    # prometheus_client picks its mode when first imported: the folder comes first
+    with pool_metrics_dir(settings.metrics_port is not None) as metrics_dir:
+        _worker(settings, metrics_dir, concurrency, loglevel, lane, hostname)
+
+
+def _worker(
+    settings: Settings,
+    metrics_dir: str | None,
+    concurrency: int | None,
+    loglevel: str,
+    lane: str,
+    hostname: str | None,
+) -> None:
+    # Only here, and only heavy modules: importing totoshka.jobs or totoshka.bot.logs
+    # imports prometheus_client, which must come after `pool_metrics_dir`.
+    from celery import Celery
+
+    from totoshka.bot import ops  # aiohttp
     from totoshka.bot.wiring import WORKER_HANDLERS
-    from totoshka.jobs.celery_mode import LANES, run_worker
+    from totoshka.jobs.celery_mode import LANES, CeleryConfig, CeleryJobQueue, run_worker
 
     if lane not in (*LANES, "all"):
         raise typer.BadParameter(f"one of: {', '.join(LANES)}, all", param_hint="--lane")
-    install_redaction(settings.token())
-    announce_inference(settings)
-    run_worker(
-        CeleryConfig.for_bot(settings),  # TOTOSHKA_JOBS_* and the broker, with the bot's values
-        handler_factory=WORKER_HANDLERS,
-        concurrency=concurrency,
-        loglevel=loglevel,
-        lanes=LANES if lane == "all" else (lane,),
-        hostname=hostname,
-    )
+    ops.worker_logging(loglevel, settings.log_format, settings.token())
+    json_logs = settings.log_format == "json"
+    announce_inference(settings, to_log=json_logs)
+    config = CeleryConfig.for_bot(settings)  # TOTOSHKA_JOBS_* and the broker, the bot's values
+    lanes = LANES if lane == "all" else (lane,)
+    endpoints = None
+    if metrics_dir is not None and settings.metrics_port is not None:
+        # /readyz asks the job store and the broker (the same for every lane) through an
+        # app without tasks: a second worker app's tasks would clash with the worker's
+        queue = CeleryJobQueue(config, celery_app=Celery("totoshka-ops", broker=config.broker_url))
+        endpoints = ops.WorkerEndpoints(
+            settings.metrics_host, settings.metrics_port, metrics_dir, queue.ping, lanes
+        )
+        try:
+            endpoints.start()
+        except OSError as exc:  # painting matters more than being watched: go on
+            logging.getLogger("totoshka.worker").error(
+                "no /metrics: port %s: %s (give each worker on a host its own "
+                "--metrics-port or TOTOSHKA_METRICS_PORT)",
+                settings.metrics_port,
+                exc.strerror or type(exc).__name__,
+            )
+            endpoints = None
+    try:
+        run_worker(
+            config,
+            # the bot's handler, or another by dotted path ($TOTOSHKA_JOB_HANDLER)
+            handler_factory=config.handler_factory or WORKER_HANDLERS,
+            concurrency=concurrency,
+            loglevel=loglevel,
+            lanes=lanes,
+            hostname=hostname,
+            quiet=json_logs,  # no banner: every line of the log is JSON
+        )
+    finally:
+        if endpoints is not None:
+            endpoints.stop()
 
 
-def announce_inference(settings: Settings) -> None:
+@contextlib.contextmanager
+def pool_metrics_dir(wanted: bool) -> Iterator[str | None]:
+    """A fresh, private ``PROMETHEUS_MULTIPROC_DIR`` for this worker and the pool it
+    forks, removed when the worker stops (None, and nothing set, unless ``wanted``).
+
+    prometheus_client reads the variable once, when first imported, so this runs
+    before anything imports it (this module imports nothing that does at its top);
+    a folder shared with another worker, or left from an earlier run, would add its
+    figures in.
+    """
+    if not wanted:
+        yield None
+        return
+    if "prometheus_client" in sys.modules:  # a bug here, not a setting: say so at once
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder")
+    path = tempfile.mkdtemp(prefix="totoshka-metrics-")
+    previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # the pool children inherit it
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def announce_inference(settings: Settings, *, to_log: bool = False) -> None:
     """The start-up inference line of a worker host, measured in a short-lived child:
     Celery forks its pool from this process, and a forked OpenVINO or torch thread
-    pool is broken; the child also leaves the converted models on disk for them."""
+    pool is broken; the child also leaves the converted models on disk for them.
+
+    ``to_log``: the child's lines become log records (JSON logs: no line of plain
+    text in between); else they go straight to stderr, as Celery's log does."""
     import subprocess
-    import sys
 
     command = [sys.executable, "-m", "totoshka.engine.diagnose"]
     for flag, value in (
@@ -132,4 +224,13 @@ def announce_inference(settings: Settings) -> None:
     ):
         if value:
             command += [flag, str(value)]
-    subprocess.run(command, check=False, stdin=subprocess.DEVNULL)
+    if not to_log:
+        subprocess.run(command, check=False, stdin=subprocess.DEVNULL)
+        return
+    out = subprocess.run(
+        command, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    log = logging.getLogger("totoshka.worker")
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.strip():
+            log.log(logging.WARNING if line.startswith("warning") else logging.INFO, "%s", line)

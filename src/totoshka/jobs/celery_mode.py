@@ -33,6 +33,10 @@ How it follows Celery's advice for long jobs:
   process and the message is requeued (``acks_on_timeout=False``), so the attempt
   counter ends a job that always hangs. Redis ``visibility_timeout`` (default 4 h)
   is longer than the longest queue wait + work, so Redis does not redeliver live jobs.
+* Each run is counted in the handlers' `Metrics` (`JobHandlers.metrics`), as the
+  embedded pool counts its runs: attempts, done, failed, retried by reason (error,
+  deferred, worker_lost), running, per lane. ``totoshka worker`` adds up its pool
+  children's figures on its /metrics (prometheus_client's multiprocess mode).
 * Tasks carry no arguments — they are *tokens*. The worker asks the Redis store for
   the next job in fair order (round-robin between users), re-reads the record,
   skips jobs already finished or cancelled, and gives the handler the job's
@@ -57,7 +61,7 @@ import os
 import pkgutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -79,6 +83,7 @@ from totoshka.jobs.queue import (
     WorkerLost,
 )
 from totoshka.jobs.redis_store import RedisJobStore
+from totoshka.observability import JOB_ID, USER_ID, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +338,13 @@ def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str)
         job_id = store.claim(token)
         if job_id is None:
             return "idle"  # its job was cancelled: tokens outnumber jobs then
+        tally = _Tally(handlers.metrics, lane)
+        # read before the start overwrites it: a previous run that left its job running
+        # (or a reclaim's mark) is a worker lost; only the counts need it
+        before = store.get(job_id) if tally.metrics is not None else None
         run = uuid.uuid4().hex
-        state, attempt, deferrals = store.start(job_id, token, run, config.lease)
+        worker = self.request.hostname or ""
+        state, attempt, deferrals = store.start(job_id, token, run, config.lease, worker)
         if state != JobState.RUNNING.value:
             store.release_token(token)
             return f"skipped {job_id}: {state}"
@@ -342,44 +352,119 @@ def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str)
         if job is None:  # the record expired under a very late redelivery
             store.release_token(token)
             return f"skipped {job_id}: missing"
-        failures_before = attempt - 1 - deferrals
-        if failures_before >= config.max_attempts:
-            # Earlier runs died without recording an outcome (worker lost): poison job.
-            exc = WorkerLost(f"worker died on every attempt of job {job_id}")
-            return _fail(loop, handlers, store, job, exc)
-        ctx = JobContext(
-            job_id,
-            attempt,
-            job.user_key,
-            checkpoints=job.checkpoints,
-            mark=lambda key, value: loop.run_in_executor(None, store.mark, job_id, key, value),
-            executor=runtime.cpu,
-        )
-        try:
-            with _Heartbeat(store, job_id, run, config.lease):
-                loop.run_until_complete(handlers.handler(job.payload, ctx))
-        except RetryLater as exc:
-            if deferrals + 1 > config.max_deferrals:
+        with _about(job):  # what the task and the handler log names the job and its user
+            failures_before = attempt - 1 - deferrals
+            if failures_before >= config.max_attempts:
+                # Earlier runs died without recording an outcome (worker lost): poison job.
+                log.error("jobs: %s failed: its worker died on every attempt", job_id)
+                tally.failed()
+                exc = WorkerLost(f"worker died on every attempt of job {job_id}")
                 return _fail(loop, handlers, store, job, exc)
-            hold = exc.delay + config.lease
-            store.finish(job_id, JobState.QUEUED, exc, deferral=True, hold=hold)
-            raise self.retry(countdown=exc.delay, exc=exc, max_retries=None) from exc
-        except Exception as exc:
-            if isinstance(exc, SoftTimeLimitExceeded):
-                runtime.reset()  # the loop was interrupted mid-step; start clean next time
-                loop, handlers, store = runtime.ensure(prefix)
-            failures = attempt - deferrals
-            if failures >= config.max_attempts:
-                return _fail(loop, handlers, store, job, exc)
-            delay = backoff_delay(failures, config.backoff_base, config.backoff_max)
-            store.finish(job_id, JobState.QUEUED, exc, hold=delay + config.lease)
-            raise self.retry(
-                countdown=delay,
-                exc=exc,
-                max_retries=config.max_attempts + config.max_deferrals,
-            ) from exc
-        store.finish(job_id, JobState.DONE)
-        return f"done {job_id}"
+            if _lost(before):
+                log.warning("jobs: %s lost its worker; attempt %d now", job_id, attempt)
+                tally.retried("worker_lost")
+            ctx = JobContext(
+                job_id,
+                attempt,
+                job.user_key,
+                checkpoints=job.checkpoints,
+                mark=lambda key, value: loop.run_in_executor(None, store.mark, job_id, key, value),
+                executor=runtime.cpu,
+            )
+            tally.started(job, attempt)
+            try:
+                with _Heartbeat(store, job_id, run, config.lease):
+                    loop.run_until_complete(handlers.handler(job.payload, ctx))
+            except RetryLater as exc:
+                if deferrals + 1 > config.max_deferrals:
+                    log.error("jobs: %s failed after %d deferrals: %r", job_id, deferrals, exc)
+                    tally.failed()
+                    return _fail(loop, handlers, store, job, exc)
+                log.info("jobs: %s deferred %.3gs: %s", job_id, exc.delay, exc)
+                hold = exc.delay + config.lease
+                store.finish(job_id, JobState.QUEUED, exc, deferral=True, hold=hold)
+                tally.retried("deferred")
+                raise self.retry(countdown=exc.delay, exc=exc, max_retries=None) from exc
+            except Exception as exc:
+                if isinstance(exc, SoftTimeLimitExceeded):
+                    runtime.reset()  # the loop was interrupted mid-step; start clean next time
+                    loop, handlers, store = runtime.ensure(prefix)
+                failures = attempt - deferrals
+                if failures >= config.max_attempts:
+                    log.error("jobs: %s failed after %d attempts: %r", job_id, attempt, exc)
+                    tally.failed()
+                    return _fail(loop, handlers, store, job, exc)
+                delay = backoff_delay(failures, config.backoff_base, config.backoff_max)
+                log.warning(
+                    "jobs: %s attempt %d failed (%s); retry in %.3gs", job_id, attempt, exc, delay
+                )
+                store.finish(job_id, JobState.QUEUED, exc, hold=delay + config.lease)
+                tally.retried("error")
+                raise self.retry(
+                    countdown=delay,
+                    exc=exc,
+                    max_retries=config.max_attempts + config.max_deferrals,
+                ) from exc
+            finally:
+                tally.stopped()
+            store.finish(job_id, JobState.DONE)
+            tally.done()
+            log.info("jobs: %s done (attempt %d)", job_id, attempt)
+            return f"done {job_id}"
+
+
+@contextlib.contextmanager
+def _about(job: JobRecord) -> Iterator[None]:
+    """`JOB_ID` and `USER_ID` for the JSON log lines of a run (the CPU threads copy them)."""
+    names = JOB_ID.set(job.job_id), USER_ID.set(job.user_key)
+    try:
+        yield
+    finally:
+        JOB_ID.reset(names[0])
+        USER_ID.reset(names[1])
+
+
+def _lost(before: JobRecord | None) -> bool:
+    """Whether the run before this one died with its job: the record still says
+    running (a redelivered token: its prefork child was killed, or the hard time
+    limit), or a reclaim put it back (its lease lapsed). Retries and deferrals finish
+    their run as queued, with their own error."""
+    if before is None:
+        return False
+    if before.state is JobState.RUNNING:
+        return True
+    return before.state is JobState.QUEUED and (before.last_error or "").startswith("WorkerLost")
+
+
+class _Tally:
+    """A run's figures in `JobHandlers.metrics`, as the embedded pool counts them
+    (labels: the lane, a retry's reason); nothing when the handlers bring none."""
+
+    def __init__(self, metrics: Metrics | None, lane: str) -> None:
+        self.metrics, self.lane = metrics, lane
+        if metrics is not None:
+            metrics.lane(lane)  # zeros from the first scrape
+
+    def started(self, job: JobRecord, attempt: int) -> None:
+        if self.metrics is not None:
+            started = job.started_at or job.created_at
+            self.metrics.job_started(self.lane, attempt, job.created_at, started)
+
+    def stopped(self) -> None:
+        if self.metrics is not None:
+            self.metrics.job_stopped(self.lane)
+
+    def done(self) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs_done.labels(self.lane).inc()
+
+    def failed(self) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs_failed.labels(self.lane).inc()
+
+    def retried(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs_retried.labels(self.lane, reason).inc()
 
 
 class CeleryJobQueue:
@@ -500,6 +585,7 @@ def run_worker(
     extra_args: list[str] | None = None,
     lanes: tuple[str, ...] = LANES,
     hostname: str | None = None,
+    quiet: bool = False,
 ) -> None:
     """Run a Celery worker in this process until it is stopped (``totoshka worker``),
     taking the jobs of `lanes` (both by default; one worker per lane keeps a clip
@@ -508,6 +594,8 @@ def run_worker(
     ``concurrency`` = worker processes; by default one per two cores, since each
     process runs one inference at a time. (Batching same-style jobs on one GPU
     needs them in one process: that is the embedded pool's job, not Celery's.)
+
+    ``quiet``: no start-up banner (Celery prints it past the log, as plain text).
     """
     app = make_app(config, handler_factory)
     try:
@@ -519,6 +607,7 @@ def run_worker(
     # unique per process: two workers on one host must not share RabbitMQ's pidbox
     node = hostname or f"totoshka-{'-'.join(lanes)}-{os.getpid()}@%h"
     argv = [
+        *(["--quiet"] if quiet else []),  # an option of `celery` itself, before the command
         "worker",
         "--queues=" + ",".join(lane_config(config, lane).queue for lane in lanes),
         f"--hostname={node}",
