@@ -106,6 +106,7 @@ end
 
 _START = """
 local P, id, now, token, run, lease_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local worker = ARGV[7]
 local key = P .. ':job:' .. id
 local lk = P .. ':lease:' .. id
 if redis.call('GET', P .. ':claim:' .. token) ~= id then return {'reclaimed', 0, 0} end
@@ -117,7 +118,7 @@ if redis.call('GET', lk) == run then  -- this very call, retried after a lost re
 end
 transition(P, id, 'running')
 local attempt = redis.call('HINCRBY', key, 'attempt', 1)
-redis.call('HSET', key, 'started_at', now, 'updated_at', now)
+redis.call('HSET', key, 'started_at', now, 'updated_at', now, 'worker', worker)
 redis.call('SET', lk, run, 'PX', lease_ms)
 redis.call('SADD', P .. ':leased', id)
 return {'running', attempt, deferrals}
@@ -471,15 +472,18 @@ class RedisJobStore:
         jid = self._claim(args=[self.prefix, token, self.claim_ttl])
         return jid or None
 
-    def start(self, job_id: str, token: str, run: str, lease: float) -> tuple[str, int, int]:
+    def start(
+        self, job_id: str, token: str, run: str, lease: float, worker: str = ""
+    ) -> tuple[str, int, int]:
         """Mark running, count the attempt and take the lease: ``(state, attempt, deferrals)``.
 
-        ``run`` names this run of the token (a redelivered token is a new run). A
-        state other than ``running`` (cancelled, done, missing, or ``reclaimed``: the
-        token lost its job to `reclaim`) means: skip.
+        ``run`` names this run of the token (a redelivered token is a new run);
+        ``worker`` (the Celery node) is kept in the record for the operator. A state
+        other than ``running`` (cancelled, done, missing, or ``reclaimed``: the token
+        lost its job to `reclaim`) means: skip.
         """
         state, attempt, deferrals = self._start(
-            args=[self.prefix, job_id, repr(time.time()), token, run, int(lease * 1000)]
+            args=[self.prefix, job_id, repr(time.time()), token, run, int(lease * 1000), worker]
         )
         return state, int(attempt), int(deferrals)
 
