@@ -91,7 +91,13 @@ def make_clips(folder: Path, seconds: float, quick: bool) -> dict[str, Path]:
     return clips
 
 
-def quality(stylizer: Any, clips: dict[str, Path], styles: dict[str, Any], folder: Path) -> list:
+def quality(
+    stylizer: Any,
+    clips: dict[str, Path],
+    styles: dict[str, Any],
+    folder: Path,
+    methods: list[str],
+) -> list:
     rows = []
     for clip, path in clips.items():
         inputs = vc.read_frames(path)
@@ -102,7 +108,7 @@ def quality(stylizer: Any, clips: dict[str, Path], styles: dict[str, Any], folde
         for label, style in styles.items():
             reference: list[np.ndarray] = []
             ref_vectors: dict[int, list[float]] = {}
-            for method in ("none", *[m for m in METHODS if m != "none"]):
+            for method in ("none", *[m for m in methods if m != "none"]):
                 outs: list[np.ndarray] = []
                 metric, check = WarpingError(), WarpingError(independent=True)
 
@@ -154,10 +160,17 @@ def format_quality(r: dict[str, Any]) -> str:
 
 
 def speed(
-    stylizer: Any, styles: dict[str, Any], folder: Path, seconds: float, limits: VideoLimits
+    stylizer: Any,
+    styles: dict[str, Any],
+    folder: Path,
+    seconds: float,
+    limits: VideoLimits,
+    methods: list[str],
 ) -> list:
     """Whole clips timed end to end, then the two big costs alone, per frame at the
-    output size: painting (batches of FRAME_BATCH) and the flow blend."""
+    output size: painting (batches of FRAME_BATCH) and the method's blend. The
+    methods take turns on each style in the same run (the CPU is shared: compare
+    within a run)."""
     path = vc.write_clip(
         folder / "speed.mp4", vc.pan_and_zoom(round(seconds * 30), (854, 480)), 30, audio=True
     )
@@ -168,39 +181,47 @@ def speed(
     for label, style in styles.items():
         # the first clip of a style at a size pays for OpenVINO's conversion: not counted
         paint_clip(stylizer, warm, folder / "warm.out.mp4", style, limits=limits)
-        result = paint_clip(stylizer, path, folder / "speed.out.mp4", style, limits=limits)
         painter = stylizer.frame_painter(style)
         painter.batch(frames[:FRAME_BATCH])
         started = time.perf_counter()
         for i in range(1, 17, FRAME_BATCH):
             painter.batch(frames[i : i + FRAME_BATCH])
         paint_ms = (time.perf_counter() - started) / 16 * 1000
-        blend = METHODS[DEFAULT_METHOD].blend()
-        blend(frames[0], frames[0])
-        started = time.perf_counter()
-        for frame in frames[1:]:
-            blend(frame, frame)
-        blend_ms = (time.perf_counter() - started) / 16 * 1000
-        row = {
-            "style": label,
-            "size": f"{size[0]}×{size[1]}",
-            "method": DEFAULT_METHOD,
-            "frames": result.frames,
-            "seconds": result.seconds,
-            "x_length": result.seconds / result.duration,
-            "paint_ms": paint_ms,
-            "blend_ms": blend_ms,
-            "path": getattr(stylizer.runner, "last_path", None) or stylizer.runner.name,
-        }
-        rows.append(row)
-        print(format_speed(row), flush=True)
+        for method in methods:
+            result = paint_clip(
+                stylizer, path, folder / "speed.out.mp4", style, limits=limits, method=method
+            )
+            blend = METHODS[method].blend()
+            wanted = sum(blend.wants(f) for f in frames)  # painted share on this pan
+            blend = METHODS[method].blend()
+            blend.wants(frames[0])
+            blend(frames[0], frames[0])
+            started = time.perf_counter()
+            for frame in frames[1:]:
+                blend(frame, frame if blend.wants(frame) else None)
+            blend_ms = (time.perf_counter() - started) / 16 * 1000
+            row = {
+                "style": label,
+                "size": f"{size[0]}×{size[1]}",
+                "method": method,
+                "frames": result.frames,
+                "seconds": result.seconds,
+                "x_length": result.seconds / result.duration,
+                "paint_ms": paint_ms,
+                "blend_ms": blend_ms,
+                "painted": wanted / len(frames),
+                "path": getattr(stylizer.runner, "last_path", None) or stylizer.runner.name,
+            }
+            rows.append(row)
+            print(format_speed(row), flush=True)
     return rows
 
 
 def format_speed(r: dict[str, Any]) -> str:
     return (
         f"| {r['style']} | {r['size']} | {r['method']} | {r['frames']} | {r['seconds']:.1f} | "
-        f"{r['x_length']:.2f}× | {r['paint_ms']:.0f} | {r['blend_ms']:.0f} | {r['path']} |"
+        f"{r['x_length']:.2f}× | {r['paint_ms']:.0f} | {r['painted']:.0%} | {r['blend_ms']:.0f} | "
+        f"{r['path']} |"
     )
 
 
@@ -252,6 +273,9 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="comma list of parts: quality,speed,rss")
     parser.add_argument("--rss-child")
     parser.add_argument("--max-side", type=int, help="the clips' longest side (default: 720)")
+    parser.add_argument("--methods", help="comma list of methods (default: all)")
+    parser.add_argument("--speed-methods", default=DEFAULT_METHOD, help="comma list, speed part")
+    parser.add_argument("--speed-styles", default="own,wave,udnie", help="comma list")
     args = parser.parse_args()
     if args.rss_child:
         print(json.dumps(rss_child(Path(args.rss_child))))
@@ -279,19 +303,22 @@ def main() -> int:
             say("| clip | style | method | warping error | input's | × input"
                 " | × input, Farnebäck flow | dB vs none | style cosine | s |")  # fmt: skip
             say("|---|---|---|---|---|---|---|---|---|---|")
-            for row in quality(stylizer, clips, styles, folder):
+            methods = args.methods.split(",") if args.methods else list(METHODS)
+            for row in quality(stylizer, clips, styles, folder, methods):
                 lines.append(format_quality(row))
         if "speed" not in skip:
             seconds = 2.0 if args.quick else 10.0
-            styles = {"own (magenta)": own, "wave": "wave"}
-            if not args.quick:
-                styles["udnie"] = "udnie"
+            known = {"own": ("own (magenta)", own), "wave": ("wave", "wave")}
+            known["udnie"] = ("udnie", "udnie")
+            picked = args.speed_styles.split(",")[: 2 if args.quick else None]
+            styles = dict(known[k] for k in picked)
+            speed_methods = args.speed_methods.split(",")
             say("")
             say(f"Speed: {seconds:.0f}-s 854×480 30-fps pan with sound, everything included")
             say("| style | painted at | method | frames | s | × clip length | paint ms/frame"
-                " | blend ms/frame | path |")  # fmt: skip
-            say("|---|---|---|---|---|---|---|---|---|")
-            for row in speed(stylizer, styles, folder, seconds, limits):
+                " | frames painted | blend ms/frame | path |")  # fmt: skip
+            say("|---|---|---|---|---|---|---|---|---|---|")
+            for row in speed(stylizer, styles, folder, seconds, limits, speed_methods):
                 lines.append(format_speed(row))
     if "rss" not in skip:
         size = (426, 240) if args.quick else (854, 480)

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 CLIP_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif"})
 CLIP_FORMATS = ("mp4", "gif")
-CONSISTENCY_HELP = "Clips: temporal consistency method (none, stats, flow, stats+flow)."
+CONSISTENCY_HELP = (
+    "Clips: temporal consistency method"
+    " (none, stats, flow, stats+flow, trust, fastflow, keyframes)."
+)
 
 
 def is_clip(path: Path) -> bool:

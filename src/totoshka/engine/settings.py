@@ -98,7 +98,9 @@ class EngineSettings(BaseSettings):
     video_max_seconds: float = Field(default=60.0, gt=0)
     video_max_fps: float = Field(default=30.0, gt=0, le=120)
     # engine.video.METHODS (not imported here: it loads OpenCV); a typo fails at start
-    video_consistency: Literal["none", "stats", "flow", "stats+flow"] | None = Field(
+    video_consistency: (
+        Literal["none", "stats", "flow", "stats+flow", "trust", "fastflow", "keyframes"] | None
+    ) = Field(
         default=None, description="Temporal consistency method for clips (None: the default)."
     )
 

@@ -106,8 +106,12 @@ def paint_clip(
             pending: list[np.ndarray] = []
 
             def flush() -> None:
-                for frame, painted in zip(pending, painter(pending), strict=True):
-                    out = blend(frame, painted)
+                # the method says first which frames it needs painted (all, or keyframes)
+                wanted = [blend.wants(frame) for frame in pending]
+                chosen = [frame for frame, want in zip(pending, wanted, strict=True) if want]
+                paintings = iter(painter(chosen) if chosen else [])
+                for frame, want in zip(pending, wanted, strict=True):
+                    out = blend(frame, next(paintings) if want else None)
                     writer.write(out)
                     if on_frame is not None:
                         on_frame(frame, out)

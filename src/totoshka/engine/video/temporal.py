@@ -24,7 +24,22 @@ Methods (`METHODS`), alone and combined:
   frames sampled across the clip (`backends.shared_stats`): no global flicker of
   colour and contrast, strokes still re-drawn per frame;
 - ``flow``: the blending above;
-- ``stats+flow``: both.
+- ``stats+flow``: both;
+- ``trust``: the blending above with a soft mask T_t in place of M_t (`TrustField`):
+  forward-backward agreement times the input's own colour agreement along the flow,
+  so where the input itself changed (a real camera's light, blur, noise) the
+  painting is allowed to change too. Same flow and cost as ``flow``; on the camera
+  clip it stays faithful to the per-frame painting (≥ 25 dB where ``flow`` gave
+  23.7) at the same flicker on the synthetic clips;
+- ``fastflow``: ``trust`` with the flow at half size (a quarter of the pixels: the
+  blend costs a fifth), every frame still painted;
+- ``keyframes``: ``fastflow`` painting only every other frame, the frames between
+  carried along the flow (`KeyframeBlend`): half the network's time, at the price
+  of faithfulness (a carried frame is a frame-old painting moved, not a new one).
+
+The trade-off every blend here makes: a stronger pull towards the carried output
+(α, or carrying whole frames) flickers less and departs further from what the
+network paints for the frame; benchmarks/results/video.md has the figures.
 
 How much each helps is measured by `metrics` and `benchmarks/video_bench.py`.
 """
@@ -33,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -40,9 +56,23 @@ import numpy as np
 DEFAULT_ALPHA = 0.85
 
 
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixel coordinates of an h × w frame, made once per size (a clip has one
+    or two sizes: its own and the flow's): rebuilding them cost a third of the blend."""
+    grid = _GRIDS.get((h, w))
+    if grid is None:
+        if len(_GRIDS) > 8:
+            _GRIDS.clear()
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        grid = _GRIDS[(h, w)] = (xs, ys)
+    return grid
+
+
 def _sources(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x, grid_y = _grid(*flow.shape[:2])
     return grid_x + flow[..., 0], grid_y + flow[..., 1]
 
 
@@ -61,10 +91,15 @@ def consistent(back: np.ndarray, forward: np.ndarray) -> np.ndarray:
     there = warp(forward, back)
     total = back + there
     tolerance = 0.01 * ((back**2).sum(-1) + (there**2).sum(-1)) + 0.5
+    return (((total**2).sum(-1) < tolerance) & (inside(back) > 0)).astype(np.float32)
+
+
+def inside(back: np.ndarray) -> np.ndarray:
+    """1 where the flow's source lies in the previous frame, 0 where the pixel has no
+    source there (it just entered: warping would smear the border into it)."""
     x, y = _sources(back)
     h, w = back.shape[:2]
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)  # no source: just entered
-    return (((total**2).sum(-1) < tolerance) & inside).astype(np.float32)
+    return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).astype(np.float32)
 
 
 class FlowField:
@@ -93,7 +128,27 @@ class FlowField:
         return back, consistent(back, forward)
 
 
-class FlowBlend:
+class Consistency:
+    """A consistency method's state over one clip. `wants(frame)` is asked for every
+    input frame in order, before any is painted: whether the network must paint it
+    (a method that carries frames along the flow saves the painting). Then
+    `__call__(frame, painted)` in the same order gives the output frame; ``painted``
+    is None for a frame it did not want."""
+
+    def wants(self, frame: np.ndarray) -> bool:
+        return True
+
+    def __call__(self, frame: np.ndarray, painted: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _painted(painted: np.ndarray | None) -> np.ndarray:
+    if painted is None:
+        raise ValueError("this method paints every frame")
+    return painted
+
+
+class FlowBlend(Consistency):
     """Method ``flow``: the previous output warped along the input's flow, blended
     with this frame's painting where the flow is trusted."""
 
@@ -102,7 +157,8 @@ class FlowBlend:
         self.flows = FlowField()
         self._prev_out: np.ndarray | None = None
 
-    def __call__(self, frame: np.ndarray, painted: np.ndarray) -> np.ndarray:
+    def __call__(self, frame: np.ndarray, painted: np.ndarray | None) -> np.ndarray:
+        painted = _painted(painted)
         step = self.flows.step(frame)
         prev = self._prev_out
         if step is None or prev is None or prev.shape != painted.shape:
@@ -118,14 +174,151 @@ class FlowBlend:
         return out
 
 
-class PerFrame:
+class PerFrame(Consistency):
     """Method ``none``: every frame painted on its own (the reference, flickers)."""
 
-    def __call__(self, frame: np.ndarray, painted: np.ndarray) -> np.ndarray:
-        return painted
+    def __call__(self, frame: np.ndarray, painted: np.ndarray | None) -> np.ndarray:
+        return _painted(painted)
 
 
-Blend = Callable[[np.ndarray, np.ndarray], np.ndarray]
+class TrustField:
+    """The flow a keyframe method follows, at a fraction of `FlowField`'s price, and
+    how far each pixel may be trusted (0..1) instead of a yes/no mask.
+
+    The flow is DIS on a copy at ``scale`` of the frame's size, scaled back up: four
+    times fewer pixels, and the painted frame is smooth at that scale anyway. Trust
+    is the product of two checks, both made at the small size: forward-backward
+    agreement (`consistent`: occlusions, pixels that just entered) and the input's
+    own colours — the previous *input* frame warped along the flow must look like
+    this one, weighted exp(−λ‖ΔI‖²) with colours in 0..1, the occlusion weight of Lai
+    et al. (2018)'s short-term loss (λ = 50). The colour check catches what flow
+    consistency cannot: a light switched on, a reflection, compression blocks
+    changing, motion blur — there the painting should change, as the input did.
+    """
+
+    def __init__(
+        self,
+        scale: float = 0.5,
+        preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+        colour_weight: float = 50.0,
+        backward_check: bool = True,
+    ) -> None:
+        self.scale = scale
+        self.backward_check = backward_check
+        self.colour_weight = colour_weight
+        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _small(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, w = frame.shape[:2]
+        size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
+        small = frame if size == (w, h) else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return small, cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+
+    def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(flow from this frame to the previous one, trust), both at the frame's size;
+        None for the first frame or after a change of size."""
+        small, grey = self._small(frame)
+        prev, self._prev = self._prev, (small, grey)
+        if prev is None or prev[1].shape != grey.shape:
+            return None
+        back = self._dis.calc(grey, prev[1], None)
+        if self.backward_check:
+            trust = consistent(back, self._dis.calc(prev[1], grey, None))
+        else:
+            trust = inside(back)
+        if self.colour_weight > 0:
+            moved = warp(prev[0], back).astype(np.float32)
+            change = ((small.astype(np.float32) - moved) ** 2).sum(-1) / 255.0**2
+            trust *= np.exp(-self.colour_weight * change)
+        h, w = frame.shape[:2]
+        if (w, h) != (grey.shape[1], grey.shape[0]):
+            sx, sy = w / grey.shape[1], h / grey.shape[0]
+            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
+            back[..., 0] *= sx
+            back[..., 1] *= sy
+            trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
+        return back, trust
+
+
+class KeyframeBlend(Consistency):
+    """Method ``keyframes``: only every ``every``-th frame is painted; the frames
+    between are the previous output carried along the flow.
+
+    A painted frame is blended as in `FlowBlend`, O = P + α·T·(W − P) with the trust
+    T of `TrustField`. A frame between keyframes is W, the previous output warped:
+    it adds no new strokes, so no flicker of its own, and costs no painting (the
+    network is most of a clip's time). Pixels the flow cannot vouch for there (1 − T:
+    occluded, just entered, changed colour) are carried too, for at most
+    ``every`` − 1 frames, and remembered as stale (a map warped along with the
+    output); the next keyframe paints them afresh instead of blending them in.
+    A frame is painted early when more than ``repaint`` of it is untrusted (a cut,
+    a fast move, a real camera's noise and light): that is where carrying would
+    show, and where the input itself flickers enough to allow a new painting.
+    """
+
+    def __init__(
+        self,
+        every: int = 2,
+        alpha: float = DEFAULT_ALPHA,
+        repaint: float = 0.05,
+        field: TrustField | Callable[[], TrustField] | None = None,
+    ) -> None:
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        self.every = every
+        self.alpha = alpha
+        self.repaint = repaint
+        if callable(field):
+            field = field()
+        self.field = field or TrustField()
+        self._steps: list[tuple[np.ndarray, np.ndarray] | None] = []
+        self._since_key = 0
+        self._prev_out: np.ndarray | None = None
+        self._stale: np.ndarray | None = None
+        self.painted = 0  # frames the network painted (the rest were carried)
+
+    def wants(self, frame: np.ndarray) -> bool:
+        step = self.field.step(frame)
+        self._steps.append(step)
+        fresh = (
+            step is None
+            or self._since_key + 1 >= self.every
+            or float((step[1] < 0.5).mean()) > self.repaint
+        )
+        self._since_key = 0 if fresh else self._since_key + 1
+        self.painted += fresh
+        return fresh
+
+    def __call__(self, frame: np.ndarray, painted: np.ndarray | None) -> np.ndarray:
+        step = self._steps.pop(0) if self._steps else self.field.step(frame)
+        prev = self._prev_out
+        if step is None or prev is None or prev.shape != frame.shape:
+            if painted is None:
+                raise ValueError("the first frame of a clip must be painted")
+            out, self._stale = painted, None
+        else:
+            flow, trust = step
+            warped = warp(prev, flow, cv2.INTER_CUBIC)
+            stale = warp(self._stale, flow) if self._stale is not None else None
+            if painted is None:
+                out = warped
+                untrusted = 1.0 - trust
+                self._stale = untrusted if stale is None else np.maximum(stale, untrusted)
+            else:
+                weight = self.alpha * trust
+                if stale is not None:
+                    weight *= 1.0 - stale
+                out = cv2.blendLinear(warped, painted, weight, 1.0 - weight)
+                self._stale = None
+        self._prev_out = out
+        return out
+
+
+def full_size_field() -> TrustField:
+    """`TrustField` at the frame's own size: the flow `FlowField` computes, plus the
+    colour check."""
+    return TrustField(scale=1.0)
 
 
 @dataclass(frozen=True)
@@ -135,7 +328,7 @@ class Method:
 
     name: str
     shared_stats: bool
-    blend: Callable[[], Blend]
+    blend: Callable[[], Consistency]
 
 
 METHODS: dict[str, Method] = {
@@ -145,5 +338,8 @@ METHODS: dict[str, Method] = {
         Method("stats", True, PerFrame),
         Method("flow", False, FlowBlend),
         Method("stats+flow", True, FlowBlend),
+        Method("trust", False, partial(KeyframeBlend, every=1, field=full_size_field)),
+        Method("fastflow", False, partial(KeyframeBlend, every=1)),
+        Method("keyframes", False, partial(KeyframeBlend, every=2)),
     )
 }
