@@ -74,6 +74,11 @@ class Settings(EngineSettings):
         default=3.0, gt=0, description="Seconds between a clip's progress edits."
     )
     max_attempts: int = Field(default=5, ge=1)
+    worker_warm: str = Field(
+        default="all",
+        description="Styles a Celery worker converts and compiles before it takes jobs: "
+        "all (every offered style), none, or style ids separated by commas.",
+    )
     # Celery mode: no worker tells this bot when places move, so it looks itself.
     line_refresh_every: float = Field(
         default=5.0,

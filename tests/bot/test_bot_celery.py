@@ -71,6 +71,8 @@ async def celery_bot(
         "TOTOSHKA_MODEL_MIRROR": str(mirror),
         "TOTOSHKA_CACHE_DIR": str(model_cache),
         "TOTOSHKA_DEFAULT_OUTPUT_SIZE": str(settings.default_output_size),
+        # warms Udnie before it takes jobs (all styles, the default, is minutes here)
+        "TOTOSHKA_WORKER_WARM": "udnie",
     }
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
@@ -93,6 +95,9 @@ async def celery_bot(
         log.close()
         text = (tmp_path / "worker.log").read_text(errors="replace")
         assert TOKEN.split(":", 1)[1] not in text, "the token leaked into the worker's log"
+        warmed = "warm-up 1/1: udnie ready in"
+        assert warmed in text, text[-3000:]
+        assert text.index(warmed) < text.index(" ready."), "it took jobs before its warm-up"
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"totoshka-test:{tag}*"):
             client.delete(key)

@@ -68,6 +68,7 @@ async def deployment(
         "TOTOSHKA_MODEL_MIRROR": str(mirror),
         "TOTOSHKA_CACHE_DIR": str(model_cache),
         "TOTOSHKA_DEFAULT_OUTPUT_SIZE": str(settings.default_output_size),
+        "TOTOSHKA_WORKER_WARM": "none",  # every style would take minutes on this machine
     }
     workers: list[subprocess.Popen[bytes]] = []
     log = (tmp_path / "worker.log").open("w")

@@ -60,6 +60,7 @@ def base_env(
         TOTOSHKA_CACHE_DIR=str(model_cache),
         TOTOSHKA_MODEL_MIRROR=str(mirror),
         TOTOSHKA_DEFAULT_OUTPUT_SIZE=str(OUTPUT_SIZE),
+        TOTOSHKA_WORKER_WARM=",".join(("udnie", "la_muse", "scream")),  # the styles pressed
         TOTOSHKA_PREVIEW_SIZE="128",
         TOTOSHKA_MAX_PENDING="3",
         TOTOSHKA_LOG_LEVEL="INFO",

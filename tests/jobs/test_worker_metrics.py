@@ -119,6 +119,7 @@ class TotoshkaWorker:
             "TOTOSHKA_METRICS_HOST": "127.0.0.1",
             "TOTOSHKA_LOG_FORMAT": "json",
             "TMPDIR": str(self.tmpdir),
+            "TOTOSHKA_WORKER_WARM": "none",  # this handler paints nothing
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with self.stdout.open("w") as out, self.stderr.open("w") as err:

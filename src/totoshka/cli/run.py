@@ -143,6 +143,7 @@ def _worker(
     ops.worker_logging(loglevel, settings.log_format, settings.token())
     json_logs = settings.log_format == "json"
     announce_inference(settings, to_log=json_logs)
+    warm_styles(settings, to_log=json_logs)
     config = CeleryConfig.for_bot(settings)  # TOTOSHKA_JOBS_* and the broker, the bot's values
     lanes = LANES if lane == "all" else (lane,)
     endpoints = None
@@ -214,9 +215,25 @@ def announce_inference(settings: Settings, *, to_log: bool = False) -> None:
 
     ``to_log``: the child's lines become log records (JSON logs: no line of plain
     text in between); else they go straight to stderr, as Celery's log does."""
+    _engine_child(settings, "totoshka.engine.diagnose", [], to_log=to_log)
+
+
+def warm_styles(settings: Settings, *, to_log: bool = False) -> None:
+    """Convert and compile the styles this worker serves (`TOTOSHKA_WORKER_WARM`)
+    before it takes a job, in a short-lived child for the same reason as
+    `announce_inference`: on a fresh host each style costs its first user tens of
+    seconds of conversion otherwise. What is on disk already costs about a second."""
+    if settings.worker_warm.strip().lower() == "none":
+        return
+    _engine_child(
+        settings, "totoshka.engine.warm", ["--styles", settings.worker_warm], to_log=to_log
+    )
+
+
+def _engine_child(settings: Settings, module: str, extra: list[str], *, to_log: bool) -> None:
     import subprocess
 
-    command = [sys.executable, "-m", "totoshka.engine.diagnose"]
+    command = [sys.executable, "-m", module, *extra]
     for flag, value in (
         ("--cache-dir", settings.cache_dir),
         ("--mirror", settings.model_mirror),
