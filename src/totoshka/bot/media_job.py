@@ -138,8 +138,8 @@ async def paint_clip(
     """Paint and send one clip; None when the user cancelled it on the way."""
     import totoshka.engine.video as video  # PyAV, OpenCV, torch: only where clips are painted
 
-    stylizer = await handler.stylizer(ctx)
-    style = await handler.painted_style(job, stylizer, ctx)
+    stylizer = await handler.stylizer(ctx)  # frame by frame: the Stylizer's own networks
+    style = await handler.painted_style(job, await handler.painter(ctx), ctx)
     data = await handler.fetch_bytes(job.photo)
     caps = handler.clips
     limits = video.VideoLimits(
@@ -189,7 +189,7 @@ async def paint_clip(
 
 async def paint_sticker(handler: JobHandler, job: JobPayload, t: Translator, ctx: Any) -> Message:
     """Paint a static sticker and send it back as a sticker (WebP, 512 px, alpha kept)."""
-    stylizer = await handler.stylizer(ctx)
+    stylizer = await handler.painter(ctx)  # `Engine.paint` where the handler has the engine
     style = await handler.painted_style(job, stylizer, ctx)
     data = await handler.fetch_bytes(job.photo)
     webp: bytes = await ctx.run_blocking(

@@ -18,9 +18,18 @@ peak RSS, 1.1 s against 1.2–1.5 s per pass), and the picture differs from the
 dynamic compile's by rounding only (≥ 50 dB; tests/engine/test_coldpath.py checks
 ≥ 40 dB against the torch path, colours and strength included).
 
+Own styles (a painting, or vectors the bot stored) go the same way with Magenta's
+two networks: the style predictor's IR (`openvino.remember_predictor`, made once per
+cache by the torch path, run here in f32 as the torch path runs it in eager fp32)
+turns the painting's crops (`own_style.painting_arrays`, the torch path's own code)
+into its vector; vectors are mixed, and the photo's own vector mixed in for a style
+strength under 1, by `own_style`'s functions; the transfer network's IR, the one the
+catalog's presets share, paints with it.
+
 It declines, and `Engine.paint` falls back to the Stylizer, whenever it cannot be
 sure to do what the torch path would: a backend other than auto, best or
-openvino-*; a machine where `auto` might pick a GPU; own styles; a model whose
+openvino-*; a machine where `auto` might pick a GPU; MSG-Net own styles; an own
+style whose predictor IR is not recorded yet; a model whose
 files have no known sha256 or whose IR the torch path has not recorded; a picture
 `auto` would not calibrate (min side < 32) or would tile (over the memory budget:
 the tiles' whole-picture statistics still take torch); a residue class not
@@ -33,19 +42,29 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from totoshka.engine import own_style
 from totoshka.engine.backends import hardware, limits, verdicts
-from totoshka.engine.backends.ovsources import FORMAT_VERSION, SourceIndex, ir_root, source_key
-from totoshka.engine.catalog import Catalog, Style
+from totoshka.engine.backends.ovsources import (
+    FORMAT_VERSION,
+    SourceIndex,
+    ir_root,
+    predictor_key,
+    shared_key,
+    source_key,
+)
+from totoshka.engine.catalog import Catalog, Model, Style
 from totoshka.engine.errors import EngineError
 from totoshka.engine.imageio import DEFAULT_MAX_SIDE, fit_within
 from totoshka.engine.mixing import StyleMix, mixed_style
+from totoshka.engine.own_style import OwnStyle
 from totoshka.engine.store import ModelStore
 
 if TYPE_CHECKING:
@@ -55,10 +74,20 @@ log = logging.getLogger(__name__)
 
 # the OpenVINO paths and the precision hint their runner compiles with
 PRECISIONS = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}
-KEEP_COMPILED = 2  # compiled (IR, shape) pairs kept: a CLI run repaints a few sizes
+# Compiled (IR, shape) pairs kept. A model compiled for a static shape keeps the
+# memory of its pass (≈ 200 MB for Magenta at 1280×960, measured: 360, 588, 736,
+# 925 MB of RSS after four sizes), so pictures keep 2 (a CLI run repaints a size or
+# two; a bot meets the same few sizes) and the predictor's small ones (256² crops,
+# batches of 1 and 3: the painting's, the photo's) keep 2 of their own.
+KEEP_COMPILED = 2
+KEEP_PREDICTOR = 2
+# the predictor's precision: the torch path runs it in eager fp32, and OpenVINO f32
+# gives its vectors to ≈ 5e-7 (relative L2) where bf16 is ≈ 4 % off (cosine 0.9992),
+# for ≈ 0.02–0.09 s a painting
+PREDICTOR_PRECISION = "f32"
 # style vectors' lengths (models.magenta.STYLE_DIM, models.dumoulin.STYLE_COUNT: torch
 # modules); a rule that drifted from its loader is never recorded (`remember_source`)
-MAGENTA_STYLE_DIM = 100
+MAGENTA_STYLE_DIM = own_style.STYLE_DIM
 DUMOULIN_STYLE_COUNT = 26
 _RGB_TO_Y = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # color.py's BT.601 weights
 
@@ -136,6 +165,7 @@ class ColdPainter:
 
     def __init__(self, settings: EngineSettings, catalog: Catalog, store: ModelStore) -> None:
         self.backend = settings.backend
+        self.own_style_engine = settings.own_style_engine
         self.memory_budget_mb = settings.memory_budget_mb
         self.compiled_dir = settings.compiled_path()
         self.catalog = catalog
@@ -145,6 +175,7 @@ class ColdPainter:
         self._lock = threading.Lock()
         self._core: Any = None
         self._compiled: OrderedDict[tuple[Path, tuple[int, ...], str], Any] = OrderedDict()
+        self._predictors: OrderedDict[tuple[Path, tuple[int, ...], str], Any] = OrderedDict()
 
     # -- deciding ---------------------------------------------------------------------
     def _style(self, style: str | StyleMix) -> Style:
@@ -152,17 +183,21 @@ class ColdPainter:
             return mixed_style(self.catalog, style)
         return self.catalog.style(style)
 
-    def plan(self, style: str | StyleMix, size: tuple[int, int]) -> ColdPlan | str:
-        """The plan for painting a picture of `size` (width, height), or why there is none."""
-        names: list[str]
+    def _names(self) -> list[str] | str:
+        """The paths `auto` (or the one path asked for) would try, or why torch decides."""
         if self.backend in ("auto", "best"):
             if hardware.cuda_possible():
                 return "a GPU may be there: the torch path decides"
-            names = hardware.supported_paths(self.backend == "best")
-        elif self.backend in PRECISIONS:
-            names = [self.backend]
-        else:
-            return f"backend {self.backend} runs in torch"
+            return hardware.supported_paths(self.backend == "best")
+        if self.backend in PRECISIONS:
+            return [self.backend]
+        return f"backend {self.backend} runs in torch"
+
+    def plan(self, style: str | StyleMix, size: tuple[int, int]) -> ColdPlan | str:
+        """The plan for painting a picture of `size` (width, height), or why there is none."""
+        names = self._names()
+        if isinstance(names, str):
+            return names
         record = self._style(style)  # an unknown style or a refused mix: the same error
         model = self.catalog.model(record.model)
         if not self.store.is_present(model):
@@ -170,6 +205,60 @@ class ColdPainter:
         key = source_key(self.store, model, record)
         if key is None:
             return f"model {model.id}: no file hashes to key its IR by"
+        return self._plan(names, model, key, size, record.vector, record.id)
+
+    def own_plan(
+        self, style: OwnStyle, size: tuple[int, int]
+    ) -> tuple[ColdPlan, Path | None] | str:
+        """The plan for an own style (its style input still to be computed) and the
+        predictor's IR when the style needs one (paintings, or a strength under 1), or
+        why there is none. Refusals the torch path would raise are raised here."""
+        engine = own_style.engine_of(style, self.own_style_engine)
+        own_style.check_strength(style.style_strength)
+        if engine != "magenta":
+            return f"own styles on {engine} run in torch"
+        names = self._names()
+        if isinstance(names, str):
+            return names
+        model = self.catalog.model(own_style.MAGENTA_MODEL)
+        if not self.store.is_present(model):
+            return f"model {model.id} is not in the cache"
+        key = shared_key(self.store, model)
+        if key is None:
+            return f"model {model.id}: no file hashes to key its IR by"
+        placeholder = [0.0] * own_style.STYLE_DIM  # the real vector comes after the checks
+        plan = self._plan(names, model, key, size, placeholder, "own")
+        if isinstance(plan, str):
+            return plan
+        if plan.style is None:
+            return "the transfer network's IR takes no style input"
+        if not style.paintings and style.style_strength >= 1.0:
+            return plan, None
+        predictor = self._predictor_xml(model)
+        if predictor is None:
+            return "Magenta's style predictor has no IR recorded yet"
+        return plan, predictor
+
+    def _predictor_xml(self, model: Model) -> Path | None:
+        key = predictor_key(self.store, model)
+        entry = SourceIndex(self.compiled_dir).get(key) if key is not None else None
+        if entry is None or not str(entry.get("ir", "")).startswith(f"v{FORMAT_VERSION}-"):
+            return None
+        xml = ir_root(self.compiled_dir) / str(entry["ir"]) / str(entry.get("file", ""))
+        if not (xml.suffix == ".xml" and xml.is_file() and xml.with_suffix(".bin").is_file()):
+            return None
+        return xml
+
+    def _plan(
+        self,
+        names: list[str],
+        model: Model,
+        key: str,
+        size: tuple[int, int],
+        vector: Sequence[float] | None,
+        label: str,
+    ) -> ColdPlan | str:
+        """The plan for the network recorded under `key`, fed `vector` if it takes one."""
         entry = SourceIndex(self.compiled_dir).get(key)
         if entry is None or not str(entry.get("ir", "")).startswith(f"v{FORMAT_VERSION}-"):
             return f"model {model.id}: no IR recorded yet"
@@ -187,9 +276,9 @@ class ColdPainter:
             return f"no IR for sides ≡ {res} (mod {limits.ALIGN}) yet"
         style_in = None
         if entry.get("style"):
-            style_in = style_input(str(entry["style"]), record.vector)
+            style_in = style_input(str(entry["style"]), vector)
             if style_in is None:
-                return f"style {record.id}: no style input"
+                return f"style {label}: no style input"
         chosen = names[0] if self.backend in PRECISIONS else self._choose(names, entry, res)
         if chosen not in PRECISIONS:
             return chosen
@@ -213,27 +302,33 @@ class ColdPainter:
         return "eager fp32 serves"
 
     # -- painting ---------------------------------------------------------------------
-    def _compiled_model(self, plan: ColdPlan, shape: tuple[int, ...]) -> Any:
-        """The IR compiled for exactly `shape`: a static plan of OpenVINO's memory."""
+    def _compiled_model(
+        self, xml: Path, precision: str, shape: tuple[int, ...], *, predictor: bool = False
+    ) -> Any:
+        """The IR compiled for exactly `shape`: a static plan of OpenVINO's memory,
+        kept in the pictures' LRU or (`predictor`) the predictor's."""
         import openvino as ov
 
-        key = (plan.xml, shape, plan.precision)
+        key = (xml, shape, precision)
+        kept, keep = (
+            (self._predictors, KEEP_PREDICTOR) if predictor else (self._compiled, KEEP_COMPILED)
+        )
         with self._lock:
-            found = self._compiled.get(key)
+            found = kept.get(key)
             if found is not None:
-                self._compiled.move_to_end(key)
+                kept.move_to_end(key)
                 return found
             if self._core is None:
                 self._core = ov.Core()
             core = self._core
-        model = core.read_model(str(plan.xml))
+        model = core.read_model(str(xml))
         model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
-        config = {"INFERENCE_PRECISION_HINT": plan.precision, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         compiled = core.compile_model(model, "CPU", config)
         with self._lock:
-            self._compiled[key] = compiled
-            while len(self._compiled) > KEEP_COMPILED:
-                self._compiled.popitem(last=False)
+            kept[key] = compiled
+            while len(kept) > keep:
+                kept.popitem(last=False)
         return compiled
 
     def stylize(
@@ -250,11 +345,14 @@ class ColdPainter:
         if not 0.0 <= strength <= 1.0:
             raise EngineError("strength must be between 0 and 1")
         self.last_path = None
-        if not isinstance(style, str | StyleMix):
-            self.last_reason = "own styles run in torch"
+        if not isinstance(style, str | StyleMix | OwnStyle):
+            self.last_reason = "not a style this path knows"
             return None
         picture = fit_within(image, max_side).convert("RGB")
-        plan = self.plan(style, picture.size)
+        if isinstance(style, OwnStyle):
+            plan = self._own(style, picture)
+        else:
+            plan = self.plan(style, picture.size)
         if isinstance(plan, str):
             self.last_reason = plan
             log.debug("torch path for %s: %s", style, plan)
@@ -262,7 +360,8 @@ class ColdPainter:
         try:
             x = _photo(picture)
             inputs = [x] if plan.style is None else [x, plan.style]
-            request = self._compiled_model(plan, x.shape).create_infer_request()
+            compiled = self._compiled_model(plan.xml, plan.precision, x.shape)
+            request = compiled.create_infer_request()
             # the input is read in place (no second 15 MB copy); the output is copied
             out = request.infer(inputs, share_inputs=True)[0]
             painting = np.array(out, dtype=np.float32, copy=True)
@@ -275,3 +374,100 @@ class ColdPainter:
         self.last_path = plan.path
         np.clip(painting, 0.0, 255.0, out=painting)  # the runner's clamp
         return _finish(picture, painting, strength, preserve_colors)
+
+    def warm(self, style_ids: Sequence[str], size: tuple[int, int]) -> str | None:
+        """Compile the IR that serves the most of `style_ids` at `size` (width, height)
+        and run it once on a flat picture: a static compile's first pass costs about
+        as much again as a warm one (first touch of its memory). Returns the IR's
+        file name, or None when no style is ready here."""
+        plans: dict[Path, tuple[int, ColdPlan]] = {}
+        for style_id in style_ids:
+            try:
+                plan = self.plan(style_id, size)
+            except EngineError:
+                continue
+            if isinstance(plan, ColdPlan):
+                count = plans.get(plan.xml, (0, plan))[0]
+                plans[plan.xml] = (count + 1, plan)
+        if not plans:
+            return None
+        _, plan = max(plans.values(), key=lambda found: found[0])
+        w, h = size
+        x = np.full((1, 3, h, w), 128.0, dtype=np.float32)
+        inputs = [x] if plan.style is None else [x, plan.style]
+        request = self._compiled_model(plan.xml, plan.precision, x.shape).create_infer_request()
+        request.infer(inputs, share_inputs=True)
+        del request
+        return f"{plan.xml.parent.name}/{plan.xml.name}"
+
+    # -- own styles -------------------------------------------------------------------
+    def _own(self, style: OwnStyle, picture: Image.Image) -> ColdPlan | str:
+        """An own style's plan with its style input: `own_style.build_network`'s vector
+        (paintings through the predictor's IR, vectors mixed, the photo's own vector
+        mixed in under strength 1), or why the torch path paints it."""
+        found = self.own_plan(style, picture.size)
+        if isinstance(found, str):
+            return found
+        plan, predictor = found
+        shape = (1, 3, picture.height, picture.width)
+        # The transfer network compiles for the photo's shape (≈ 0.2–0.3 s, one core)
+        # while the predictor compiles and runs: on 2 cores that hides most of it.
+        early = None
+        if predictor is not None:
+            early = threading.Thread(target=self._compile_quietly, args=(plan, shape))
+            early.start()
+        try:
+            pairs: list[tuple[Sequence[float], float]] = [(v, w) for v, w in style.vectors]
+            for painting, weight in style.paintings:
+                crops = own_style.painting_arrays(painting)  # its refusals, as torch's
+                pairs.append((self._predict(predictor, crops), weight))
+            vector = own_style.mix_vectors(pairs)
+            if style.style_strength < 1.0:
+                own = self._predict(predictor, own_style.painting_arrays(picture))
+                vector = own_style.with_photo(vector, own, style.style_strength)
+        finally:
+            if early is not None:
+                early.join()
+        style_in = style_input("magenta", vector)
+        if style_in is None:
+            return "own style: no style input"
+        return replace(plan, style=style_in)
+
+    def _compile_quietly(self, plan: ColdPlan, shape: tuple[int, ...]) -> None:
+        """`_compiled_model` ahead of time; a failure is met again, and reported, when
+        `stylize` compiles it for real."""
+        try:
+            self._compiled_model(plan.xml, plan.precision, shape)
+        except Exception:
+            log.debug("early compile of %s failed", plan.xml, exc_info=True)
+
+    def _predict(self, xml: Path | None, crops: np.ndarray) -> list[float]:
+        """`own_style.predict_vector` through the predictor's IR: the crops' mean vector."""
+        if xml is None:  # `own_plan` returns one whenever the style needs it
+            raise EngineError("Magenta's style predictor has no IR")
+        request = self._compiled_model(xml, PREDICTOR_PRECISION, crops.shape, predictor=True)
+        vectors = np.asarray(request([crops])[0], dtype=np.float32)
+        return [float(v) for v in vectors.mean(axis=0, dtype=np.float32)]
+
+    def style_vector(self, painting: Image.Image) -> list[float] | None:
+        """`Stylizer.style_vector`'s 100 numbers from the predictor's IR, or None (and
+        `last_reason`) when it is not recorded yet, or the backend is not one this
+        path serves (the torch path then computes it, as before)."""
+        names = self._names()
+        if isinstance(names, str):
+            self.last_reason = names
+            return None
+        model = self.catalog.model(own_style.MAGENTA_MODEL)
+        xml = self._predictor_xml(model) if self.store.is_present(model) else None
+        if xml is None:
+            self.last_reason = "Magenta's style predictor has no IR recorded yet"
+            return None
+        crops = own_style.painting_arrays(painting)
+        try:
+            vector = self._predict(xml, crops)
+        except Exception as exc:  # a torn IR, an OpenVINO failure: the torch path mends it
+            self.last_reason = f"OpenVINO failed: {type(exc).__name__}: {exc}"[:300]
+            log.warning("cached predictor not served (%s); computing in torch", self.last_reason)
+            return None
+        self.last_reason = None
+        return vector

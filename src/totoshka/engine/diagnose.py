@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import threading
 import time
@@ -133,6 +134,8 @@ def _timed(run: Callable[[], Tensor], clock: Callable[[], float]) -> tuple[Tenso
     return out, clock() - t0
 
 
+log = logging.getLogger(__name__)
+
 # the first probe of each Stylizer (a bot's parts may each ask for it)
 _probes: weakref.WeakKeyDictionary[Stylizer, StartupProbe] = weakref.WeakKeyDictionary()
 _probes_lock = threading.Lock()
@@ -143,14 +146,27 @@ def startup_probe(
     style_ids: Sequence[str] = (),
     *,
     clock: Callable[[], float] = time.perf_counter,
+    serving: bool = True,
 ) -> StartupProbe:
     """Warm and measure the runner on one built-in style (`style_ids` first, ml5 wave
     preferred), once per Stylizer: a later call returns the first probe. Never
-    raises: a probe that cannot run says why in its line."""
+    raises: a probe that cannot run says why in its line.
+
+    `serving`: also warm what will serve the first job, where the Stylizer's engine
+    gave it a `serving_warm_up` (`Engine.warm_up`: the torch-free path's model for the
+    bot's default size, compiled and run once). A bot's first job otherwise paid that
+    compile and first pass itself (issue 13: 1.4–2.6× a warm job). A process that
+    only measures (the worker host's child in `main`) passes False."""
     with _probes_lock:  # held while measuring: a second caller waits for the first probe
         probe = _probes.get(stylizer)
         if probe is None:
             probe = _probes[stylizer] = measure_startup(stylizer, style_ids, clock=clock)
+            warm = getattr(stylizer, "serving_warm_up", None)
+            if serving and warm is not None:
+                try:
+                    warm(style_ids)
+                except Exception as exc:  # the first job then pays it, as before
+                    log.warning("serving path not warmed: %s: %s", type(exc).__name__, exc)
         return probe
 
 
@@ -272,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     given = {"cache_dir": args.cache_dir, "model_mirror": args.mirror, "data_dir": args.data_dir}
     settings = EngineSettings(**{k: v for k, v in given.items() if v})
-    probe = startup_probe(open_engine(settings).stylizer(), args.style)
+    probe = startup_probe(open_engine(settings).stylizer(), args.style, serving=False)
     print(probe.line, file=sys.stderr, flush=True)
     if probe.warning:
         print(f"warning: {probe.warning}", file=sys.stderr, flush=True)

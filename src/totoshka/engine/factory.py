@@ -12,15 +12,18 @@ torch: commands that paint nothing stay fast, and a Celery parent that forks its
 workers never holds torch's thread pools. The Stylizer, which imports torch, is
 built on the first `Engine.stylizer()` call.
 
-`Engine.paint` is for a process that paints a few pictures and exits (the CLI): it
-first tries `coldpath.ColdPainter`, which serves a catalog style from the cached
-OpenVINO IR with numpy, Pillow and OpenVINO only, and builds the Stylizer only when
-that path declines (first run, own styles, tiles, another backend...).
+`Engine.paint` first tries `coldpath.ColdPainter`, which serves a catalog style or a
+Magenta own style (a painting, or stored vectors) from the cached OpenVINO IRs with
+numpy, Pillow and OpenVINO only, and builds the Stylizer only when that path
+declines (first run, MSG-Net, tiles, another backend...). `Engine.style_vector`
+does the same for a painting's style vector. The CLI paints through them, and so
+do the bot's jobs (`bot.job_handler`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
     from totoshka.engine.stylizer import Stylizer
 
 DEFAULT_MAX_SIDE = 1280  # imageio.DEFAULT_MAX_SIDE (numpy, Pillow): tests keep them equal
+# what `warm_up` compiles: the bot's default output size (a 4:3 photo at 1280), as
+# `diagnose.PROBE_SIZE`; (width, height)
+WARM_SIZE = (1280, 960)
 
 __all__ = ["Engine", "EngineSettings", "open_engine", "runner_for"]
 
@@ -86,6 +92,8 @@ class Engine:
                     runner=runner_for(self.settings),
                     own_style_engine=self.settings.own_style_engine,
                 )
+                # the bot's warm-up probes this Stylizer; it warms `paint`'s path too
+                self._stylizer.serving_warm_up = self.warm_up
             return self._stylizer
 
     def cold_painter(self) -> ColdPainter:
@@ -125,6 +133,26 @@ class Engine:
         runner = stylizer.runner
         self.last_path = getattr(runner, "last_path", None) or getattr(runner, "name", None)
         return painted
+
+    def warm_up(
+        self, style_ids: Sequence[str] = (), size: tuple[int, int] = WARM_SIZE
+    ) -> str | None:
+        """Compile and run once, at `size`, the cached IR that `paint` would serve the
+        most of `style_ids` with (all offered styles when empty; Magenta's also serves
+        every own style), so that a bot's first job costs what a warm one does. Only
+        what is cached already: nothing is converted or calibrated here. Returns the
+        IR's file, or None when none is ready."""
+        ids = list(style_ids) or [style_id for style_id, _ in self.offered_styles()]
+        return self.cold_painter().warm(ids, size)
+
+    def style_vector(self, painting: Image.Image) -> list[float]:
+        """`Stylizer.style_vector` (a painting's 100 Magenta numbers), from the cached
+        predictor IR without torch when it can be (`engine.coldpath`), else through
+        the Stylizer, which records that IR for the next time it paints an own style."""
+        vector = self.cold_painter().style_vector(painting)
+        if vector is not None:
+            return vector
+        return self.stylizer().style_vector(painting)
 
     def offered_styles(self) -> list[tuple[str, dict[str, str]]]:
         """(id, titles) of the catalog styles whose weights can be had: in the cache,

@@ -50,22 +50,31 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor, nn
 
 from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError, ImageError
 from totoshka.engine.imageio import load_image, to_srgb_rgb
-from totoshka.engine.models import magenta, msgnet
 from totoshka.engine.operator_styles import add_operator_style
-from totoshka.engine.settings import OWN_STYLE_ENGINES
 from totoshka.engine.store import ModelStore
 
-ENGINES = OWN_STYLE_ENGINES  # "magenta", "msgnet"
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from totoshka.engine.models import magenta, msgnet
+
+# Importing this module loads no torch: the CLI reads and checks paintings with it,
+# and `engine.coldpath` makes the predictor's input and mixes vectors with it, both
+# before anything knows whether torch will be needed. The networks (`models.magenta`,
+# `models.msgnet`) are imported by the functions that load or run them.
+STYLE_DIM = 100  # models.magenta.STYLE_DIM (tests keep them equal)
+PREDICTOR_SIZE = 256  # models.magenta.PREDICTOR_SIZE
+# settings.OWN_STYLE_ENGINES (tests keep them equal): settings imports the backends,
+# whose OpenVINO runner reaches `coldpath`, which imports this module
+ENGINES: tuple[str, ...] = ("magenta", "msgnet")
 DEFAULT_ENGINE = "magenta"
 MAGENTA_MODEL = "magenta"
 MSGNET_MODEL = "msgnet"
@@ -101,7 +110,7 @@ class OwnStyle:
 
 
 # (key, load) -> the network: `load()` once, then the kept one (see `OwnStyleNetworks`)
-NetworkCache = Callable[[str, Callable[[], nn.Module]], nn.Module]
+NetworkCache = Callable[[str, Callable[[], "nn.Module"]], "nn.Module"]
 
 
 def load_every_time(key: str, load: Callable[[], nn.Module]) -> nn.Module:
@@ -131,6 +140,8 @@ class OwnStyleNetworks:
         """Magenta's style prediction network (painting -> style vector)."""
 
         def load() -> nn.Module:
+            from totoshka.engine.models import magenta
+
             prediction, _ = magenta.model_files(self.folder(MAGENTA_MODEL))
             return magenta.load_predictor(str(prediction))
 
@@ -139,23 +150,29 @@ class OwnStyleNetworks:
     def transfer(self) -> magenta.TransferNetwork:
         """Magenta's transfer network, shared by every vector it is bound to."""
 
+        from totoshka.engine.models import magenta
+
         def load() -> nn.Module:
             _, transfer = magenta.model_files(self.folder(MAGENTA_MODEL))
             return magenta.load_transfer(str(transfer))
 
-        return cast(magenta.TransferNetwork, self.cache(TRANSFER_KEY, load))
+        return cast("magenta.TransferNetwork", self.cache(TRANSFER_KEY, load))
 
     def bound(self, vector: Sequence[float]) -> magenta.BoundTransfer:
         """The transfer network bound to `vector`: a `forward(x) -> y` module."""
+        from totoshka.engine.models import magenta
+
         return magenta.BoundTransfer(self.transfer(), list(vector))
 
     def msgnet_network(self) -> msgnet.MSGNet:
         """MSG-Net (21styles.model), whose target is set per painting."""
 
+        from totoshka.engine.models import msgnet
+
         def load() -> nn.Module:
             return msgnet.load_msgnet(str(self.folder(MSGNET_MODEL) / msgnet.CHECKPOINT_FILE))
 
-        return cast(msgnet.MSGNet, self.cache(MSGNET_KEY, load))
+        return cast("msgnet.MSGNet", self.cache(MSGNET_KEY, load))
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -199,9 +216,19 @@ def _array(image: Image.Image) -> np.ndarray:
 
 
 def painting_crops(
-    image: Image.Image, fit: str = PAINTING_FIT, side: int = magenta.PREDICTOR_SIZE
+    image: Image.Image, fit: str = PAINTING_FIT, side: int = PREDICTOR_SIZE
 ) -> Tensor:
     """(N,3,side,side) predictor inputs in [0, 1]; the style vector is their mean."""
+    import torch
+
+    return torch.from_numpy(painting_arrays(image, fit, side))
+
+
+def painting_arrays(
+    image: Image.Image, fit: str = PAINTING_FIT, side: int = PREDICTOR_SIZE
+) -> np.ndarray:
+    """`painting_crops` as a float32 numpy array: what the predictor's IR takes in
+    `engine.coldpath`, made by the same code so both paths see the same crops."""
     image = check_painting(image)
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}")
@@ -228,10 +255,12 @@ def painting_crops(
             offsets = [(extra_h * k // 2, extra_w * k // 2) for k in (0, 1, 2)]
         arrays = [a[t : t + side, x : x + side] for t, x in offsets]
     batch = np.stack(arrays).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(batch))
+    return np.ascontiguousarray(batch)
 
 
 def predict_vector(predictor: nn.Module, crops: Tensor) -> list[float]:
+    import torch
+
     with torch.inference_mode():
         vectors = predictor(crops)
     return [float(v) for v in vectors.mean(dim=0)]
@@ -239,14 +268,16 @@ def predict_vector(predictor: nn.Module, crops: Tensor) -> list[float]:
 
 def photo_image(photo: Tensor) -> Image.Image:
     """A (1,3,H,W) 0..255 tensor back to a PIL image (for the photo's own vector)."""
+    import torch
+
     array = photo[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(np.ascontiguousarray(array), "RGB")
 
 
 def check_vector(vector: Sequence[float]) -> np.ndarray:
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
-    if v.size != magenta.STYLE_DIM or not np.isfinite(v).all():
-        raise EngineError(f"a style vector must have {magenta.STYLE_DIM} finite numbers")
+    if v.size != STYLE_DIM or not np.isfinite(v).all():
+        raise EngineError(f"a style vector must have {STYLE_DIM} finite numbers")
     return v
 
 
@@ -331,9 +362,11 @@ def _msgnet_network(networks: OwnStyleNetworks, style: OwnStyle, photo: Tensor) 
         )
     if not style.paintings:
         raise EngineError("an own style needs at least one painting")
+    from totoshka.engine.models import msgnet
+
     net = networks.msgnet_network()
     weights = [w for _, w in style.paintings]
-    mix_vectors([([0.0] * magenta.STYLE_DIM, w) for w in weights])  # same weight rules
+    mix_vectors([([0.0] * STYLE_DIM, w) for w in weights])  # same weight rules
     paintings = [check_painting(p) for p, _ in style.paintings]
     target = msgnet.mixed_target(net, paintings, weights)
     if style.style_strength < 1.0:

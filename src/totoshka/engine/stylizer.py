@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from totoshka.engine import color, own_style, paths
 from totoshka.engine.backends import Runner, select_runner
-from totoshka.engine.backends.ovsources import source_key
+from totoshka.engine.backends.ovsources import predictor_key, shared_key, source_key
 from totoshka.engine.catalog import Catalog, Style
 from totoshka.engine.errors import EngineError
 from totoshka.engine.frames import FramePainter
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 # Catalog styles a bot keeps warm, plus the two Magenta networks every own style
 # needs (predictor and transfer network); MSG-Net's takes a style's place when used.
 DEFAULT_CACHE_SIZE = 6
+OWN_KEY = "own:magenta"  # `_recorded`'s entry for the own styles' two networks
 
 
 def to_tensor(image: Image.Image) -> Tensor:
@@ -101,6 +102,9 @@ class Stylizer:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._recorded: set[str] = set()  # styles whose IR `_record_ir` has seen to
+        # what `diagnose.startup_probe` also warms: the engine's serving path (set by
+        # `Engine.stylizer` to `Engine.warm_up`; None for a Stylizer built alone)
+        self.serving_warm_up: Callable[[Sequence[str]], object] | None = None
         self.own_styles = OwnStyleNetworks(
             catalog,
             store,
@@ -159,7 +163,9 @@ class Stylizer:
         else:
             net = self.network(style)
         painting = self.runner.run(net, photo)
-        if not isinstance(style, OwnStyle):
+        if isinstance(style, OwnStyle):
+            self._record_own(net)
+        else:
             self._record_ir(style, net)
         if preserve_colors:
             painting = color.preserve_colors(photo, painting)
@@ -192,6 +198,42 @@ class Stylizer:
             remember_source(root, source, model.family, net, record.vector)
         except Exception as exc:
             log.warning("could not record the IR of style %s: %s", key, exc)
+
+    def _record_own(self, net: nn.Module) -> None:
+        """Once OpenVINO has served an own Magenta style, record both of its networks
+        for `engine.coldpath`: the transfer network (shared with the catalog's
+        presets; the vector is an input) and the style predictor, converted to an IR
+        here once per cache (seconds, in a child process), so that the next process
+        turns a painting into a picture without torch. Once per process; a failure
+        costs the next process its speed, never this picture."""
+        served = getattr(self.runner, "last_path", None) or getattr(self.runner, "name", "")
+        style = getattr(net, "style", None)
+        if OWN_KEY in self._recorded or not str(served).startswith("openvino"):
+            return
+        if not isinstance(style, Tensor) or getattr(net, "family", None) != "magenta":
+            return  # MSG-Net: its target is a Gram matrix, the cold path does not serve it
+        self._recorded.add(OWN_KEY)
+        ov_runner = getattr(self.runner, "last_runner", None) or self.runner
+        try:
+            from totoshka.engine.backends.openvino import remember_predictor, remember_source
+
+            model = self.catalog.model(own_style.MAGENTA_MODEL)
+            root = getattr(ov_runner, "cache_dir", None) or paths.compiled_dir()
+            shared = shared_key(self.store, model)
+            if shared is not None:
+                vector = style.detach().cpu().contiguous().numpy()
+                remember_source(root, shared, model.family, net, vector)
+            predictor = predictor_key(self.store, model)
+            if predictor is not None:
+                remember_predictor(
+                    root,
+                    predictor,
+                    self.own_styles.predictor,
+                    side=own_style.PREDICTOR_SIZE,
+                    convert_in_process=bool(getattr(ov_runner, "convert_in_process", False)),
+                )
+        except Exception as exc:
+            log.warning("could not record the IRs of own styles: %s", exc)
 
     def frame_painter(
         self,

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,21 @@ from totoshka.engine.backends.ovconvert import (
     residue,
 )
 from totoshka.engine.backends.ovsources import FORMAT_VERSION, SourceIndex
+from totoshka.engine.backends.ovstream import OpenVinoStream, Unstreamable
 from totoshka.engine.backends.ovtiles import OpenVinoTiles
 
 log = logging.getLogger(__name__)
 
 # FORMAT_VERSION (the IR folders' layout) and BYTES_PER_PIXEL (one untiled pass's
 # peak, which decides tiling) live in torch-free modules: the cold path reads them.
-__all__ = ["BYTES_PER_PIXEL", "FORMAT_VERSION", "OpenVinoRunner", "remember_source", "weights_key"]
+__all__ = [
+    "BYTES_PER_PIXEL",
+    "FORMAT_VERSION",
+    "OpenVinoRunner",
+    "remember_predictor",
+    "remember_source",
+    "weights_key",
+]
 
 # How many IRs this process made, in a child or here (tests check the disk cache with it).
 conversions = 0
@@ -87,6 +96,44 @@ def remember_source(
     return True
 
 
+PREDICTOR_FILE = "predictor.xml"
+
+
+def remember_predictor(
+    compiled_dir: Path,
+    source: str,
+    load: Callable[[], nn.Module],
+    *,
+    side: int,
+    convert_in_process: bool = False,
+) -> bool:
+    """Make Magenta's style predictor an IR (once per cache) and record it under
+    `source` (`ovsources.predictor_key`), so a later process turns a painting into
+    its style vector without torch (`engine.coldpath`).
+
+    `load` gives the torch predictor; it is called only when the index has no
+    readable entry yet, so a process whose cache is complete never loads it. The
+    IR lives beside the transfer networks', in a folder named by its weights' hash
+    like theirs. False when nothing had to be done."""
+    global conversions
+    index = SourceIndex(compiled_dir)
+    found = index.get(source)
+    if found is not None:
+        xml = compiled_dir / "openvino" / str(found.get("ir", "")) / str(found.get("file", ""))
+        if xml.is_file() and xml.with_suffix(".bin").is_file():
+            return False
+    net = load()
+    folder = f"v{FORMAT_VERSION}-{weights_key(net)}"
+    xml = compiled_dir / "openvino" / folder / PREDICTOR_FILE
+    if not (xml.is_file() and xml.with_suffix(".bin").is_file()):
+        job = {"kind": "predictor", "net": net, "side": side}
+        ovconvert.make_ir(xml, job, in_process=convert_in_process)
+        with _conversions_lock:
+            conversions += 1
+    index.put(source, {"ir": folder, "verdict": None, "style": None, "file": PREDICTOR_FILE})
+    return True
+
+
 class OpenVinoRunner:
     """Runs a network through OpenVINO; `precision` is "bf16" or "f32".
 
@@ -124,6 +171,7 @@ class OpenVinoRunner:
         self._keys: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._tiles: OpenVinoTiles | None = None
+        self._stream: OpenVinoStream | None = None
 
     # -- the on-disk cache ------------------------------------------------------------
     def folder(self, net: nn.Module) -> Path:
@@ -197,11 +245,28 @@ class OpenVinoRunner:
                 self._tiles = OpenVinoTiles(self)
             return self._tiles
 
+    def stream(self) -> OpenVinoStream:
+        """Big pictures in bands, stage by stage, stored between stages (`ovstream`)."""
+        with self._lock:
+            if self._stream is None:
+                self._stream = OpenVinoStream(self)
+            return self._stream
+
+    def run_big(self, net: nn.Module, x: Tensor) -> Tensor:
+        """A picture over the memory budget: in bands (≈ 1.5 untiled passes), or in tiles
+        (≈ 10 passes, the same exact statistics) for a graph that bands cannot cut."""
+        tiles = self.tiles()
+        try:
+            return self.stream().stylize(net, x, tiles.norms(net, x))
+        except Unstreamable as exc:
+            log.info("painting in tiles: %s", exc)
+        return tiles.stylize(net, x)
+
     def run(self, net: nn.Module, x: Tensor) -> Tensor:
         big = self.max_pixels is not None and x.shape[-2] * x.shape[-1] > self.max_pixels
         if big and x.shape[0] == 1 and min(x.shape[-2:]) >= MIN_SIDE:
             try:
-                return self.tiles().stylize(net, x)
+                return self.run_big(net, x)
             except Exception as exc:  # eager tiles always work, only slower
                 log.warning("OpenVINO tiles failed (%s); tiling eagerly", exc)
         if big or not self.handles(x):

@@ -211,6 +211,58 @@ def export_tiles(net: nn.Module, norms: list[nn.Module], shape: tuple[int, int])
     return model
 
 
+# -- Magenta's style predictor: painting crops -> style vectors --------------------------
+
+PREDICTOR_MAX_BATCH = 8  # the crops of one painting: 1 or 3 (`own_style.PAINTING_FIT`)
+
+
+def export_predictor(net: nn.Module, side: int) -> Any:
+    """Magenta's style predictor for (N, 3, side, side) crops, N dynamic: an ov.Model.
+
+    The spatial sides are static (the predictor always sees `side`² crops, and TF
+    "SAME" padding is then a constant); the batch is dynamic so that one IR serves a
+    square painting (one crop) and a long one (three), whose vector is their mean."""
+    import openvino as ov
+
+    example = torch.rand(3, 3, side, side)
+    batch = torch.export.Dim("n", min=1, max=PREDICTOR_MAX_BATCH)
+    with torch.no_grad(), quiet_export():
+        exported = torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
+        model = ov.convert_model(exported)
+    return model
+
+
+def export_stream(net: nn.Module, norms: list[nn.Module], res: tuple[int, int]) -> Any:
+    """`StatsAsInputs(net)` for sides ≡ `res` (mod 4), dynamic otherwise: an ov.Model.
+
+    The bands of `ovstream` reshape it to each stage's band (static, shape
+    arithmetic folded) and cut it into stages; dynamic sides let one IR serve
+    every picture width and band height of the residue class.
+    """
+    import openvino as ov
+
+    dim = torch.export.Dim
+    lo, hi = MIN_SIDE // ALIGN, MAX_SIDE // ALIGN
+    kh, kw = dim("kh", min=lo, max=hi), dim("kw", min=lo, max=hi)
+    style = bound_style(net)
+    module = StatsAsInputs(exported_module(net), norms, style is not None)
+    args: list[Tensor] = [torch.rand(1, 3, ALIGN * 24 + res[0], ALIGN * 32 + res[1]) * 255]
+    rest: list[Any] = []
+    if style is not None:
+        args.append(style.clone())
+        rest.append(None)
+    for norm in norms:
+        c = norm.channels
+        args += [torch.zeros(1, c, 1, 1), torch.ones(1, c, 1, 1)]
+        rest += [None, None]
+    spatial = {2: ALIGN * kh + res[0], 3: ALIGN * kw + res[1]}
+    with torch.no_grad(), quiet_export():
+        exported = torch.export.export(module, tuple(args), dynamic_shapes=(spatial, tuple(rest)))
+        _fold_constant_sym_ops(exported)
+        model = ov.convert_model(exported)
+    return model
+
+
 # -- conversion in a child process ------------------------------------------------------
 
 
@@ -220,6 +272,10 @@ def _convert(job: dict[str, Any]) -> Any:
         return export_variant(job["net"], job["res"])
     if job["kind"] == "tiles":
         return export_tiles(job["net"], job["norms"], job["shape"])
+    if job["kind"] == "stream":
+        return export_stream(job["net"], job["norms"], job["res"])
+    if job["kind"] == "predictor":
+        return export_predictor(job["net"], job["side"])
     raise ValueError(f"unknown conversion {job['kind']!r}")
 
 

@@ -11,7 +11,10 @@ for that network:
 - ``ir``: the IR folder under `<compiled>/openvino/` (``v<FORMAT_VERSION>-<key>``);
 - ``verdict``: the weights key `auto` files its calibration verdicts under;
 - ``style``: how a style-bound network's style input is made from a catalog vector
-  (``"magenta"`` or ``"dumoulin"``; None where the style is in the weights).
+  (``"magenta"`` or ``"dumoulin"``; None where the style is in the weights);
+- ``file`` (Magenta's style predictor only, under `predictor_key`): the IR file in
+  the folder, ``predictor.xml``; its ``verdict`` is None, as it is never calibrated:
+  the torch path runs it in eager fp32, and so does (in OpenVINO f32) the cold path.
 
 The torch path writes an entry after the network served through OpenVINO
 (`openvino.remember_source`); `engine.coldpath` reads it. The old keys stay the
@@ -57,6 +60,28 @@ def source_key(store: ModelStore, model: Model, style: Style) -> str | None:
     """A key for the network `style` gets, from the catalog and the store alone; None
     when a file's sha256 is unknown (not in the catalog, not yet recorded) or the
     family's network depends on more than its files."""
+    # a style bound to a vector shares its network (and IR) with its kin: the vector
+    # is an input; a style that is a member of an archive is a network of its own
+    member = style.member if style.vector is None else None
+    return _key(store, model, {"member": member})
+
+
+def shared_key(store: ModelStore, model: Model) -> str | None:
+    """The key of the network every vector of a style-bound family shares (Magenta's
+    transfer network): a catalog preset's `source_key`, and an own style's, whose
+    vector comes from a painting rather than from the catalog."""
+    return _key(store, model, {"member": None})
+
+
+def predictor_key(store: ModelStore, model: Model) -> str | None:
+    """The key of Magenta's style predictor (painting -> style vector) in `model`'s
+    files. A network of its own beside the transfer network, so a key of its own."""
+    if model.family != "magenta":
+        return None
+    return _key(store, model, {"member": None, "network": "predictor"})
+
+
+def _key(store: ModelStore, model: Model, extra: dict[str, Any]) -> str | None:
     if model.family not in FAMILIES:
         return None
     files = []
@@ -65,10 +90,7 @@ def source_key(store: ModelStore, model: Model, style: Style) -> str | None:
         if digest is None:
             return None
         files.append([f.path, digest.lower()])
-    # a style bound to a vector shares its network (and IR) with its kin: the vector
-    # is an input; a style that is a member of an archive is a network of its own
-    member = style.member if style.vector is None else None
-    spec = {"ir": FORMAT_VERSION, "family": model.family, "files": files, "member": member}
+    spec = {"ir": FORMAT_VERSION, "family": model.family, "files": files, **extra}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -1,0 +1,615 @@
+"""Big photos streamed through OpenVINO band by band, layer group by layer group.
+
+Why: instance norm needs each norm's statistics over the *whole* picture before
+anything after it can be computed. The tile path (`ovtiles`) measures them norm
+by norm, re-running every tile from the photo up to norm k in pass k: ≈ 6 full
+passes per tile, ×1.6 for the tiles' overlaps (4000×3000: ≈ 45 s against ≈ 4–10 s
+untiled). Here what the network has computed is *kept* between passes instead:
+
+- the network is exported once per model and residue class with every norm's
+  (mean, var) as inputs and every norm's input as an output (`StatsAsInputs`,
+  dynamic sides), and cut, in OpenVINO, into one *stage* per norm: stage k
+  starts from tensors stored over the whole picture (the photo itself, or what
+  an earlier stage stored), runs with norms < k replaying their measured
+  statistics, and outputs norm k's input (added to the exact float64
+  accumulator) and, where it is small, the *frontier* the next stage starts
+  from;
+- the frontier after stage k is the set of tensors computed so far that later
+  layers still read, pushed forward over layers that do not make it bigger
+  (`plan`): for the Johnson/ml5 net the quarter-resolution residual stream and
+  the branch (2 × 128 channels at 1/16 of the pixels: 16 values per pixel, 384 MB
+  in bf16 at 12 MP), never a full-resolution 32-channel map (32 values per
+  pixel), which is recomputed from the last stored frontier instead;
+- every stage runs over full-width *bands* of rows whose input carries a halo of
+  the stage's receptive field (walked from the graph's kernels), so each band's
+  owned rows are exactly the untiled picture's: no tile borders, no seams, and
+  no overlap beyond a few rows; stored tensors are kept as chunks of rows and a
+  chunk is freed as soon as the last stage reading it has passed it.
+
+The statistics are the whole picture's, exactly (no estimate: statistics of a
+downscaled copy gave 18–21 dB, see NOTES.md). The only difference from one
+untiled OpenVINO bf16 pass is that stored tensors are rounded to bf16 between
+stages, which OpenVINO bf16 does between its own layers anyway.
+
+A network whose graph has an operation that mixes pixels beyond a fixed
+neighbourhood (a reduction over the picture, a reshape of its pixels) cannot be
+cut into bands: `plan` raises `Unstreamable` and the caller uses the tiles.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from totoshka.engine import tiling
+from totoshka.engine.backends.ovconvert import ALIGN, bound_style, residue
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+KEEP_MODELS = 4  # dynamic IRs (model × residue class) kept in memory
+# A frontier is stored over the whole picture only if it holds at most this many
+# values per picture pixel: 16 = two 128-channel maps at quarter resolution
+# (384 MB in bf16 at 12 MP); a full-resolution 32-channel map (32) is recomputed.
+STORE_VALUES_PER_PIXEL = 16.0
+# Rows per band: about this many values in the stage's biggest tensor (≈ 48 MB
+# in f32), so a band's working memory stays put whatever the picture's width.
+BAND_VALUES = 8_000_000
+MIN_BAND_ROWS = 32
+
+# Operations that only read a fixed neighbourhood of each pixel (or none).
+_POINTWISE = {
+    "Abs",
+    "Add",
+    "Clamp",
+    "Concat",
+    "Convert",
+    "Divide",
+    "Elu",
+    "Erf",
+    "Exp",
+    "Gelu",
+    "HSigmoid",
+    "HSwish",
+    "Log",
+    "Maximum",
+    "Minimum",
+    "Mish",
+    "Multiply",
+    "Negative",
+    "Pad",
+    "Power",
+    "PRelu",
+    "Relu",
+    "Select",
+    "Sigmoid",
+    "Slice",
+    "SoftPlus",
+    "Sqrt",
+    "SquaredDifference",
+    "StridedSlice",
+    "Subtract",
+    "Swish",
+    "Tanh",
+}
+_WINDOWED = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "Interpolate"}
+_WINDOWED |= {"MaxPool", "AvgPool"}
+
+
+class Unstreamable(Exception):
+    """The network's graph cannot be cut into bands (the tiles serve it instead)."""
+
+
+Ref = tuple[str, int]  # (friendly name of the op, output index): one tensor
+
+
+@dataclass
+class Stage:
+    """One pass over the bands: from `sources`, norm `target`'s input (0: the picture).
+
+    `stores`: tensors kept over the whole picture for later stages; `frees`: stored
+    tensors no later stage reads (freed band by band as this stage passes them);
+    `halo`: picture rows of context each band needs on each side; `widest`: the
+    most values per picture pixel of any tensor the stage computes (band height).
+    """
+
+    target: int
+    output: Ref
+    sources: list[Ref]
+    stores: list[Ref]
+    frees: list[Ref]
+    halo: int = 0
+    widest: float = 1.0
+
+
+@dataclass
+class Plan:
+    """The stages of one network, and what each parameter of the IR is."""
+
+    stages: list[Stage]
+    image: str  # friendly name of the photo's parameter
+    style: str | None  # ... of the style vector's
+    stats: dict[str, tuple[int, int]]  # parameter -> (norm, 0 for the mean / 1 for the var)
+    scale: dict[Ref, int] = field(default_factory=dict)  # picture rows per map row
+
+
+def _ref(output: Any) -> Ref:
+    return output.get_node().get_friendly_name(), output.get_index()
+
+
+def name_ops(model: Any) -> None:
+    """Unique friendly names, so a tensor can be found again in clones of the model."""
+    for i, op in enumerate(model.get_ordered_ops()):
+        op.set_friendly_name(f"s{i}")
+
+
+def static_model(
+    model: Any, shape: tuple[int, int], style: tuple[int, ...] | None, channels: list[int]
+) -> Any:
+    """A clone of the dynamic IR at one picture shape, its shape arithmetic folded away
+    (the final crop reads the photo's shape: folded, a later stage needs no photo)."""
+    import openvino as ov
+    import openvino.passes as passes
+
+    clone = model.clone()
+    params = clone.get_parameters()
+    shapes: dict[Any, Any] = {params[0].output(0): ov.PartialShape([1, 3, *shape])}
+    rest = params[1:]
+    if style is not None:
+        shapes[rest[0].output(0)] = ov.PartialShape(list(style))
+        rest = rest[1:]
+    for i, p in enumerate(rest):
+        shapes[p.output(0)] = ov.PartialShape([1, channels[i // 2], 1, 1])
+    clone.reshape(shapes)
+    manager = passes.Manager()
+    manager.register_pass(passes.ConstantFolding())
+    manager.run_passes(clone)
+    return clone
+
+
+def _window_rows(op: Any) -> int:
+    """How many input rows an op's window spans beyond one (conservatively)."""
+    kind = op.get_type_name()
+    if kind == "Interpolate":
+        return 2
+    if kind in ("MaxPool", "AvgPool"):
+        return int(op.get_attributes()["kernel"][0]) - 1
+    weights = op.input_value(1).get_shape()
+    dilation = int(op.get_attributes().get("dilations", [1])[0])
+    return (int(weights[-2]) - 1) * dilation
+
+
+def plan(model: Any, styled: bool, store_limit: float = STORE_VALUES_PER_PIXEL) -> Plan:
+    """The stages of a `static_model`: sources, target, what each stores and frees.
+
+    The model's parameters: the photo, the style vector if `styled`, then (mean,
+    var) per norm in execution order; its results: the picture, then each norm's
+    input. Stage k (k = 1..N, then 0 for the picture) computes, with norms < k
+    replaying, everything its target needs from the last stored frontier. The
+    frontier after stage k is every tensor computed so far that a later op reads,
+    after taking in each op (computable with norms < k) that does not make it
+    bigger: ops are pushed forward across the cheap pointwise tail of a norm and a
+    residual add, never across a convolution that widens it. It is stored if it
+    holds at most `store_limit` values per picture pixel; otherwise the next
+    stage recomputes from the last stored frontier.
+    """
+    params = model.get_parameters()
+    image = params[0].get_friendly_name()
+    style = params[1].get_friendly_name() if styled else None
+    first = 2 if styled else 1
+    norms = (len(params) - first) // 2
+    stats = {
+        params[first + 2 * k + i].get_friendly_name(): (k + 1, i)
+        for k in range(norms)
+        for i in (0, 1)
+    }
+    height, width = (int(d) for d in params[0].get_shape()[2:])
+    ops = [op for op in model.get_ordered_ops() if op.get_type_name() != "Result"]
+    by_name = {op.get_friendly_name(): op for op in ops}
+    spatial: set[str] = {image}
+    needs: dict[str, int] = {}
+    inputs: dict[str, list[Ref]] = {}
+    order: list[str] = []
+    for op in ops:
+        name = op.get_friendly_name()
+        ins = [_ref(op.input_value(i)) for i in range(op.get_input_size())]
+        needs[name] = max([needs[r[0]] for r in ins] + [stats.get(name, (0, 0))[0]])
+        if name == image or any(r[0] in spatial for r in ins):
+            spatial.add(name)
+            order.append(name)
+        inputs[name] = [r for r in ins if r[0] in spatial]
+    consumers: dict[Ref, set[str]] = {}
+    values: dict[Ref, float] = {}
+    scale: dict[Ref, int] = {}
+    for name in order:
+        op = by_name[name]
+        kind = op.get_type_name()
+        if name != image and kind not in _POINTWISE and kind not in _WINDOWED:
+            raise Unstreamable(f"{kind} may mix pixels beyond a neighbourhood")
+        for i in range(op.get_output_size()):
+            out = op.output(i)
+            users = {t.get_node().get_friendly_name() for t in out.get_target_inputs()}
+            shape = [int(d) for d in out.get_shape()]
+            if len(shape) != 4:
+                raise Unstreamable(f"{kind} gives a rank-{len(shape)} tensor")
+            consumers[(name, i)] = users & spatial
+            rows = 2 ** max(0, round(math.log2(height / shape[2])))
+            cols = 2 ** max(0, round(math.log2(width / shape[3])))
+            # channels per picture pixel (ceil(n / 4) rows of a quarter map count as n / 4)
+            values[(name, i)] = 0.0 if name == image else shape[1] / (rows * cols)
+            scale[(name, i)] = rows
+    targets = [_ref(r.input_value(0)) for r in model.get_results()]  # picture, norm 1..N
+
+    def ancestors(refs: Iterable[Ref], stop: set[Ref]) -> set[str]:
+        seen: set[str] = set()
+        todo = [r for r in refs if r not in stop]
+        while todo:
+            name = todo.pop()[0]
+            if name not in seen:
+                seen.add(name)
+                todo += [r for r in inputs[name] if r not in stop]
+        return seen
+
+    def frontier(done: set[str]) -> list[Ref]:
+        return [r for r in consumers if r[0] in done and consumers[r] - done]
+
+    def cost(refs: Iterable[Ref]) -> float:
+        return sum(values[r] for r in refs)
+
+    done: set[str] = {image}
+    stored: list[Ref] = [(image, 0)]
+    stages: list[Stage] = []
+    for k in [*range(1, norms + 1), 0]:
+        target = targets[k]
+        done |= ancestors([target], set())
+        grown = k > 0
+        while grown:
+            grown = False
+            for name in order:
+                if name in done or needs[name] > k - 1:
+                    continue
+                if any(r[0] not in done for r in inputs[name]):
+                    continue
+                if cost(frontier(done | {name})) <= cost(frontier(done)):
+                    done.add(name)
+                    grown = True
+        edge = frontier(done)
+        keep = k != 0 and cost(edge) <= store_limit
+        stores = [r for r in edge if r not in stored] if keep else []
+        if k == 0:
+            frees = [r for r in stored if r[0] != image]
+        else:
+            frees = [r for r in stored if r not in edge and r[0] != image] if keep else []
+        stage = Stage(target=k, output=target, sources=list(stored), stores=stores, frees=frees)
+        computed = ancestors([target, *stores], set(stored))
+        reach: dict[Ref, int] = dict.fromkeys(stored, 0)
+        for name in order:
+            if name not in computed:
+                continue
+            ins = inputs[name]
+            r = max((reach[v] for v in ins), default=0)
+            if by_name[name].get_type_name() in _WINDOWED and ins:
+                r += _window_rows(by_name[name]) * scale[ins[0]]
+            for i in range(by_name[name].get_output_size()):
+                reach[(name, i)] = r
+                stage.widest = max(stage.widest, values[(name, i)])
+        radius = max(reach[r] for r in [target, *stores])
+        stage.halo = ALIGN * math.ceil(radius / ALIGN) + ALIGN
+        stages.append(stage)
+        if keep:
+            stored = list(edge)
+    return Plan(stages=stages, image=image, style=style, stats=stats, scale=scale)
+
+
+def cut(model: Any, stage: Stage, bf16: bool, constants: dict[str, np.ndarray]) -> Any:
+    """The stage's sub-model of a `static_model`: its sources in, its target and
+    stores out.
+
+    `constants`: values for parameters (the statistics measured so far, the style
+    vector), baked in: a norm whose (mean, var) are inputs runs as a chain of
+    full-size elementwise passes after its convolution; with constants OpenVINO
+    folds it into one per-channel scale and shift fused into that convolution
+    (measured ≈ 2× on a residual stage). Compiling per picture costs ≈ 0.1 s a
+    stage, which a band pass over 12 MP dwarfs.
+    """
+    import openvino as ov
+    import openvino.passes as passes
+
+    by_name = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
+    image = model.get_parameters()[0]
+    sources = []
+    for name, index in stage.sources:
+        if name == image.get_friendly_name():
+            sources.append(image)
+            continue
+        out = by_name[name].output(index)
+        param = ov.op.Parameter(out.get_element_type(), out.get_partial_shape())
+        param.set_friendly_name(f"in-{name}-{index}")
+        for user in list(out.get_target_inputs()):
+            user.replace_source_output(param.output(0))
+        sources.append(param)
+    wanted = [model.get_results()[stage.target].input_value(0)]
+    wanted += [by_name[n].output(i) for n, i in stage.stores]
+    results = [ov.op.Result(o) for o in wanted]
+    for p in model.get_parameters():
+        value = constants.get(p.get_friendly_name())
+        if value is not None:
+            const = ov.op.Constant(np.ascontiguousarray(value, dtype=np.float32))
+            for user in list(p.output(0).get_target_inputs()):
+                user.replace_source_output(const.output(0))
+    seen: set[str] = set()
+    todo = [r.input_value(0).get_node() for r in results]
+    while todo:
+        node = todo.pop()
+        if node.get_friendly_name() not in seen:
+            seen.add(node.get_friendly_name())
+            todo += [node.input_value(i).get_node() for i in range(node.get_input_size())]
+    used = [s for s in sources if s.get_friendly_name() in seen]
+    names = {u.get_friendly_name() for u in used}
+    rest = [p for p in model.get_parameters() if p.get_friendly_name() in seen - names]
+    if rest and any(p.get_friendly_name() not in constants for p in rest):
+        raise Unstreamable("a stage reads a parameter it was given no value for")
+    sub = ov.Model(results, used, f"stage{stage.target}")
+    manager = passes.Manager()
+    manager.register_pass(passes.ConstantFolding())
+    manager.run_passes(sub)
+    if bf16:
+        # stored tensors travel as bf16, as OpenVINO bf16 holds them between layers
+        ppp = ov.preprocess.PrePostProcessor(sub)
+        for i, p in enumerate(used):
+            if p.get_friendly_name().startswith("in-"):
+                ppp.input(i).tensor().set_element_type(ov.Type.bf16)
+        for i in range(len(results)):
+            if i > 0:  # the norm's input leaves as f32: its statistics are summed in f32
+                ppp.output(i).tensor().set_element_type(ov.Type.bf16)
+        sub = ppp.build()
+    return sub
+
+
+class RowStore:
+    """One tensor of the whole picture kept as chunks of rows (C, r, W), freed from the top."""
+
+    def __init__(self) -> None:
+        self.chunks: OrderedDict[int, np.ndarray] = OrderedDict()  # first row -> chunk
+
+    def add(self, start: int, chunk: np.ndarray) -> None:
+        self.chunks[start] = chunk
+
+    def read(self, start: int, into: np.ndarray) -> None:
+        """Rows start .. start + rows of `into` (1, C, rows, W), copied into it."""
+        end = start + into.shape[2]
+        for s, chunk in self.chunks.items():
+            lo, hi = max(s, start), min(s + chunk.shape[1], end)
+            if lo < hi:
+                into[0, :, lo - start : hi - start] = chunk[:, lo - s : hi - s]
+
+    def drop_before(self, row: int) -> None:
+        for s in [s for s, c in self.chunks.items() if s + c.shape[1] <= row]:
+            del self.chunks[s]
+
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.chunks.values())
+
+
+def bands(height: int, width: int, stage: Stage) -> list[tuple[int, int, int, int]]:
+    """(owned start, owned end, input start, input end) of each band of a stage: all
+    bands one height (a static shape), ≡ the picture's height mod 4, on multiples of 4."""
+    rows = BAND_VALUES / max(1.0, stage.widest * width)
+    owned = max(MIN_BAND_ROWS, 2 * stage.halo, ALIGN * int(rows // ALIGN))
+    return tiling._axis_tiles(height, tiling.TileConfig(tile=owned, overlap=stage.halo + ALIGN))
+
+
+class Moments:
+    """Per-channel mean and variance of a map added band by band (f32 sums within a
+    band, Chan's pairwise formula across bands in float64).
+
+    Why not `torch.var_mean`: on 2 cores it reads ≈ 90 M values/s, the slowest step
+    of a band (a 12-MP picture's norm inputs hold ≈ 2 G values); a sum and a sum of
+    squared deviations through one reused buffer run at memory speed.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None
+        self._buffer: Tensor | None = None
+
+    def add(self, band: np.ndarray) -> None:
+        """Add one band (C, rows, W) of float32 values."""
+        c = band.shape[0]
+        x = torch.from_numpy(np.ascontiguousarray(band)).view(c, -1)
+        n = x.shape[1]
+        if n == 0:
+            return
+        mean = x.sum(dim=1, dtype=torch.float32) / n
+        if self._buffer is None or self._buffer.numel() < x.numel():
+            self._buffer = torch.empty(x.numel())
+        d = self._buffer[: x.numel()].view(c, n)
+        torch.sub(x, mean[:, None], out=d)
+        d.mul_(d)
+        m2 = d.sum(dim=1).double()
+        mean64 = mean.double()
+        if self.mean is None or self.m2 is None:
+            self.n, self.mean, self.m2 = n, mean64, m2
+            return
+        total = self.n + n
+        delta = mean64 - self.mean
+        self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
+        self.mean = self.mean + delta * (n / total)
+        self.n = total
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mean is None or self.m2 is None:
+            raise ValueError("no values")
+        return self.mean.float().numpy(), (self.m2 / self.n).float().numpy()
+
+
+class OpenVinoStream:
+    """Per model and residue class: the dynamic IR and its plan; per picture, the stages."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner  # the OpenVinoRunner: core, config, cache folder, make_ir
+        self._models: OrderedDict[tuple[Path, tuple[int, int]], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.peak_store_bytes = 0  # the most bytes stored at once in the last picture
+
+    def path(self, net: nn.Module, res: tuple[int, int]) -> Path:
+        return self.runner.folder(net) / f"stream{FORMAT_VERSION}-r{res[0]}{res[1]}.xml"
+
+    def model(self, net: nn.Module, norms: list[nn.Module], res: tuple[int, int]) -> Any:
+        """The dynamic IR (sides ≡ res mod 4), made once per model on disk, kept in memory."""
+        key = (self.runner.folder(net), res)
+        with self._lock:
+            found = self._models.get(key)
+            if found is not None:
+                self._models.move_to_end(key)
+                return found
+        path = self.path(net, res)
+        core = self.runner.core
+        model = None
+        if path.exists() and path.with_suffix(".bin").exists():
+            try:
+                model = core.read_model(str(path))
+            except RuntimeError as exc:
+                log.warning("compiled model %s unreadable (%s); converting again", path, exc)
+        if model is None:
+            self.runner.make_ir(path, {"kind": "stream", "net": net, "norms": norms, "res": res})
+            model = core.read_model(str(path))
+        name_ops(model)
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > KEEP_MODELS:
+                self._models.popitem(last=False)
+        return model
+
+    def stylize(self, net: nn.Module, x: Tensor, norms: list[nn.Module]) -> Tensor:
+        """`x` (1×3×H×W, 0..255) painted stage by stage in bands; `Unstreamable` if the
+        graph cannot be cut. Peak memory: the photo, the stored frontiers (freed band
+        by band), one band's working set, the picture."""
+        if x.shape[0] != 1:
+            raise ValueError("streaming takes one picture at a time")
+        tiling.limit_heap_growth()
+        height, width = (int(s) for s in x.shape[-2:])
+        dynamic = self.model(net, norms, residue(x))
+        style = bound_style(net)
+        style_shape = None if style is None else tuple(style.shape)
+        bf16 = self.runner.precision == "bf16"
+        channels = [n.channels for n in norms]
+        # sizes per pixel and halos do not depend on the height: plan on a short picture
+        ref_rows = min(height, 4 * ALIGN * 16 + height % ALIGN)
+        the_plan = plan(
+            static_model(dynamic, (ref_rows, width), style_shape, channels), style is not None
+        )
+        head = None if style is None else style.detach().float().contiguous().numpy()
+        stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        stores: dict[Ref, RowStore] = {}
+        self.peak_store_bytes = 0
+        result = torch.zeros(1, 3, height, width, dtype=torch.float32)
+        photo = x.detach().float().contiguous().numpy()
+        with torch.inference_mode():
+            for stage in the_plan.stages:
+                self._run_stage(
+                    stage,
+                    the_plan,
+                    dynamic,
+                    (height, width),
+                    (style_shape, channels),
+                    bf16,
+                    photo,
+                    head,
+                    stats,
+                    stores,
+                    result,
+                )
+        return result.clamp_(0, 255)
+
+    def _run_stage(
+        self,
+        stage: Stage,
+        the_plan: Plan,
+        dynamic: Any,
+        size: tuple[int, int],
+        style_shape: tuple[tuple[int, ...] | None, list[int]],
+        bf16: bool,
+        photo: np.ndarray,
+        head: np.ndarray | None,
+        stats: dict[int, tuple[np.ndarray, np.ndarray]],
+        stores: dict[Ref, RowStore],
+        result: Tensor,
+    ) -> None:
+        """One stage over its bands: sources read from `stores`, the target's moments
+        summed into `stats`, its stores filled, what it frees dropped band by band."""
+        height, width = size
+        layout = bands(height, width, stage)
+        span = layout[0][3] - layout[0][2]
+        t0 = time.perf_counter()
+        constants = {name: stats[k][i] for name, (k, i) in the_plan.stats.items() if k in stats}
+        if the_plan.style is not None:
+            constants[the_plan.style] = head
+        sub = cut(static_model(dynamic, (span, width), *style_shape), stage, bf16, constants)
+        compiled = self.runner.core.compile_model(sub, "CPU", self.runner.config)
+        request = compiled.create_infer_request()
+        t1 = time.perf_counter()
+        names = [p.get_friendly_name() for p in sub.get_parameters()]
+        acc = Moments()
+        for ref in stage.stores:
+            stores[ref] = RowStore()
+        outputs = [stage.output, *stage.stores]
+        infer_s = 0.0
+        for b, (o0, o1, a, _) in enumerate(layout):
+            for i, name in enumerate(names):
+                tensor = request.get_input_tensor(i)
+                if name == the_plan.image:
+                    tensor.data[...] = photo[..., a : a + span, :]
+                elif name.startswith("in-"):
+                    _, op, index = name.rsplit("-", 2)
+                    ref = (op, int(index))
+                    data = tensor.data.view(np.int16) if bf16 else tensor.data
+                    stores[ref].read(a // the_plan.scale[ref], data)
+            t2 = time.perf_counter()
+            request.infer()
+            infer_s += time.perf_counter() - t2
+            last = b == len(layout) - 1
+            for j, ref in enumerate(outputs):
+                out = request.get_output_tensor(j).data
+                s = the_plan.scale[ref]
+                lo, hi = (o0 - a) // s, (out.shape[2] if last else (o1 - a) // s)
+                if j == 0 and stage.target == 0:
+                    result[..., o0:o1, :] = torch.from_numpy(out[..., lo:hi, :])
+                elif j == 0:
+                    acc.add(out[0, :, lo:hi, :])
+                if j > 0:
+                    rows = out[0, :, lo:hi, :]
+                    stores[ref].add(o0 // s, (rows.view(np.int16) if bf16 else rows).copy())
+            if not last:
+                nxt = layout[b + 1][2]
+                for ref in stage.frees:
+                    stores[ref].drop_before(nxt // the_plan.scale[ref])
+            held = sum(s.nbytes() for s in stores.values())
+            self.peak_store_bytes = max(self.peak_store_bytes, held)
+        for ref in stage.frees:
+            del stores[ref]
+        log.debug(
+            "stage %d: %d bands of %d rows, compile %.2f s, infer %.2f s, bands %.2f s, %.0f MB",
+            stage.target,
+            len(layout),
+            span,
+            t1 - t0,
+            infer_s,
+            time.perf_counter() - t1,
+            self.peak_store_bytes / 2**20,
+        )
+        if stage.target:
+            mean, var = acc.result()
+            stats[stage.target] = (mean.reshape(1, -1, 1, 1), var.reshape(1, -1, 1, 1))

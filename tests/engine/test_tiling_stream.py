@@ -1,0 +1,124 @@
+"""Big photos streamed stage by stage in bands (`backends/ovstream.py`).
+
+The bands are forced small (`BAND_VALUES`) so a 257×331 photo crosses several band
+borders in every stage and stored chunks are freed while later bands still read
+their neighbours. The statistics are the whole picture's, exactly: the banded
+picture must match one untiled eager fp32 pass (the reference), as closely as one
+untiled OpenVINO pass of the same precision does; and the stored frontiers stay
+at the plan's bound (never a full-resolution map).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from totoshka.engine.backends.quality import psnr
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def picture(shared_dir: Path) -> Tensor:
+    image = Image.open(shared_dir / "images" / "content" / "venice-boat.jpg").convert("RGB")
+    image = image.resize((331, 257), Image.Resampling.LANCZOS)  # odd sides on purpose
+    array = np.asarray(image, dtype=np.float32).copy()
+    return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
+
+
+@pytest.fixture(scope="module")
+def nets(shared_dir: Path) -> dict[str, nn.Module]:
+    from totoshka.engine.models import magenta
+    from totoshka.engine.models.ml5 import load_ml5
+
+    gen = torch.Generator().manual_seed(0)
+    vector = (torch.randn(magenta.STYLE_DIM, generator=gen) * 0.5).numpy()
+    return {
+        "ml5": load_ml5(shared_dir / "models" / "ml5" / "wave").eval(),
+        "magenta": magenta.load_bound(shared_dir / "models" / "magenta", vector).eval(),
+    }
+
+
+@pytest.fixture
+def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    from totoshka.engine.backends import ovstream
+
+    monkeypatch.setattr(ovstream, "BAND_VALUES", 200_000)  # ≈ 8 bands per stage here
+
+
+def untiled(net: nn.Module, x: Tensor) -> Tensor:
+    with torch.inference_mode():
+        return net(x).clamp(0, 255)
+
+
+@pytest.mark.parametrize(
+    ("family", "precision", "floor"),
+    [("ml5", "bf16", 50.0), ("ml5", "f32", 70.0), ("magenta", "bf16", 40.0)],
+)
+def test_bands_paint_the_untiled_picture(
+    family: str,
+    precision: str,
+    floor: float,
+    nets: dict[str, nn.Module],
+    picture: Tensor,
+    tmp_path_factory: pytest.TempPathFactory,
+    small_bands: None,
+) -> None:
+    from totoshka.engine.backends import ovstream
+    from totoshka.engine.backends.openvino import OpenVinoRunner
+
+    net = nets[family]
+    cache = tmp_path_factory.getbasetemp() / "stream-cache"
+    runner = OpenVinoRunner(precision, cache_dir=cache, max_pixels=None)
+    stream = runner.stream()
+    norms = runner.tiles().norms(net, picture)
+    y = stream.stylize(net, picture, norms)
+    assert y.shape == picture.shape
+    ref = untiled(net, picture)
+    assert psnr(y, ref) >= floor
+    # as close as one untiled OpenVINO pass of this precision, give or take 3 dB
+    assert psnr(y, ref) >= psnr(runner.run(net, picture), ref) - 3.0
+    # stored between stages: at most the plan's bound, 2 bytes (bf16) or 4 per value
+    per_value = 2 if precision == "bf16" else 4
+    bound = ovstream.STORE_VALUES_PER_PIXEL * per_value * picture.shape[-2] * picture.shape[-1]
+    assert 0 < stream.peak_store_bytes <= 2 * bound
+
+
+def test_the_plan_stores_quarter_maps_and_recomputes_full_ones(
+    nets: dict[str, nn.Module], picture: Tensor, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """ml5: 16 norms + the picture; no full-resolution 32-channel map is ever stored,
+    and the residual blocks each start from the stage before (one conv per stage)."""
+    from totoshka.engine.backends import ovstream
+    from totoshka.engine.backends.openvino import OpenVinoRunner
+
+    net = nets["ml5"]
+    runner = OpenVinoRunner("bf16", cache_dir=tmp_path_factory.getbasetemp() / "stream-cache")
+    norms = runner.tiles().norms(net, picture)
+    dynamic = runner.stream().model(net, norms, (1, 3))
+    model = ovstream.static_model(dynamic, (257, 331), None, [n.channels for n in norms])
+    plan = ovstream.plan(model, styled=False)
+    assert [s.target for s in plan.stages] == [*range(1, 17), 0]
+    stored_after = {s.target: s.stores for s in plan.stages if s.stores}
+    assert set(range(4, 14)) <= set(stored_after)  # every residual stage stores its output
+    assert all(len(s.sources) <= 2 for s in plan.stages)
+    assert plan.stages[-1].frees  # the last stage frees what is left, band by band
+    assert all(s.halo <= 32 for s in plan.stages)
+
+
+def test_runner_streams_pictures_over_its_budget(
+    nets: dict[str, nn.Module], picture: Tensor, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from totoshka.engine.backends.openvino import OpenVinoRunner
+
+    net = nets["ml5"]
+    cache = tmp_path_factory.getbasetemp() / "stream-cache"
+    runner = OpenVinoRunner("bf16", cache_dir=cache, max_pixels=100 * 100)
+    y = runner.run(net, picture)
+    assert runner.stream().peak_store_bytes > 0  # served by the bands, not the tiles
+    assert psnr(y, untiled(net, picture)) >= 50.0
