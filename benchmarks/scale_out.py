@@ -150,6 +150,7 @@ async def main() -> None:
         TOTOSHKA_DEFAULT_OUTPUT_SIZE="1280",
         TOTOSHKA_MAX_PENDING="3",
         TOTOSHKA_LOG_LEVEL="INFO",
+        TOTOSHKA_WORKER_WARM=opts.style,  # the style painted: warm, as all would be
     )
     try:
         print(f"{opts.jobs} photos of 1280×960, style {opts.style}, one pool process per worker")
