@@ -14,21 +14,12 @@ it, or the engine `open_engine` builds from it, to whatever it calls.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from typer._click.exceptions import UsageError as ClickUsageError
 
 from totoshka.cli.group import PROG, one_line, settings_problem
@@ -37,8 +28,26 @@ from totoshka.engine.errors import EngineError
 from totoshka.engine.factory import Engine, open_engine
 from totoshka.engine.settings import EngineSettings
 
-console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:  # rich is imported where something is drawn, not by listings
+    from rich.console import Console
+    from rich.progress import Progress
+
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    if stderr:
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console()
+
+
+def __getattr__(name: str) -> Console:
+    """`console` and `err_console`, made on first use (PEP 562): importing rich costs
+    ≈ 20 ms that the listing commands, which print plain text, need not pay."""
+    if name in ("console", "err_console"):
+        return _console(name == "err_console")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UsageError(ClickUsageError):
@@ -46,7 +55,7 @@ class UsageError(ClickUsageError):
 
 
 def print_error(message: object) -> None:
-    err_console.print(f"{PROG}: error: {one_line(message)}", markup=False)
+    _console(True).print(f"{PROG}: error: {one_line(message)}", markup=False)
 
 
 def engine_settings(**options: Any) -> EngineSettings:
@@ -72,13 +81,22 @@ def download_progress(enabled: bool = True) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=_console(True),
         transient=False,
         redirect_stdout=False,
     )
@@ -103,13 +121,21 @@ def download_progress(enabled: bool = True) -> Iterator[Any]:
 
 
 def item_progress(total: int, label: str = "stylizing") -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
         TimeRemainingColumn(),
-        console=err_console,
+        console=_console(True),
         transient=False,
         redirect_stdout=False,
     )

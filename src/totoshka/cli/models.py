@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from totoshka.cli.common import command_engine, console, download_progress, err_console
+from totoshka.cli import common, table
+from totoshka.cli.common import command_engine, download_progress
 from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.errors import EngineError
 
@@ -21,29 +22,31 @@ def _size(n: int | None) -> str:
     return "?" if n is None else f"{n / (1024 * 1024):.1f} MB"
 
 
+def _styles(ids: Iterable[str], shown: int = 4) -> str:
+    """The first few style ids of a model: one line per model, however many it serves."""
+    ids = list(ids)
+    if not ids:
+        return "-"
+    more = f", … (+{len(ids) - shown})" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
+
+
 @app.command("list")
 def list_models() -> None:
     """Every model: family, files, size, license, and whether it is in the cache."""
     engine = command_engine()
     catalog, store = engine.catalog, engine.store
-    table = Table(title=f"Models (cache: {store.cache_dir})")
-    for column in ("id", "family", "files", "size", "license", "styles", "cached"):
-        table.add_column(column, no_wrap=column != "styles")
+    rows = []
     for model in catalog.models():
-        styles = ", ".join(s.id for s in catalog.styles_of(model.id)) or "-"
+        styles = _styles(s.id for s in catalog.styles_of(model.id))
         tofu = any(f.sha256 is None for f in model.files)
         size = _size(model.size) + (" (TOFU)" if tofu else "")
-        present = store.is_present(model)
-        table.add_row(
-            model.id,
-            model.family,
-            str(len(model.files)),
-            size,
-            model.license,
-            styles,
-            "[green]yes[/]" if present else "[dim]no[/]",
+        cached = "yes" if store.is_present(model) else "no"
+        rows.append(
+            (model.id, model.family, str(len(model.files)), size, model.license, styles, cached)
         )
-    console.print(table)
+    header = ("id", "family", "files", "size", "license", "styles", "cached")
+    table.echo(f"Models (cache: {store.cache_dir})", header, rows)
 
 
 @app.command("pull")
@@ -61,7 +64,7 @@ def pull(
     asked = [catalog.model(i) for i in ids] if ids else catalog.models()
     models = [m for m in asked if m.origin != OPERATOR]  # an operator's own: nowhere to pull from
     failures = []
-    with download_progress(err_console.is_terminal) as progress:
+    with download_progress(common.err_console.is_terminal) as progress:
         for model in models:
             try:
                 store.fetch(model, force=force, progress=progress)

@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from totoshka.cli.common import UsageError, download_progress, err_console
+from totoshka.cli import common
+from totoshka.cli.common import UsageError, download_progress
 from totoshka.engine.errors import EngineError
 from totoshka.engine.factory import Engine
 
@@ -33,7 +34,7 @@ def pull_missing(engine: Engine, model_id: str) -> None:
     """Download the model into the cache unless it is there already."""
     model = engine.catalog.model(model_id)
     if not engine.store.is_present(model):
-        with download_progress(err_console.is_terminal) as progress:
+        with download_progress(common.err_console.is_terminal) as progress:
             engine.store.ensure(model, progress=progress)
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from totoshka.cli.common import UsageError, command_engine, console, engine_settings
+from totoshka.cli import table
+from totoshka.cli.common import UsageError, command_engine, engine_settings
 from totoshka.cli.own_style import pull_missing
 from totoshka.engine.catalog import OPERATOR
 from totoshka.engine.errors import EngineError
@@ -26,18 +27,13 @@ def list_styles(
         for style in catalog.styles():
             typer.echo(style.id)
         return
-    from rich.table import Table  # the table view only
-
-    table = Table(title="Styles", show_lines=False)
-    for column in ("id", "title (en)", "title (ru)", "family", "model", "cached"):
-        table.add_column(column, no_wrap=column in ("id", "cached"))
+    rows = []
     for style in catalog.styles():
         model = catalog.model(style.model)
-        present = store.is_present(model)
-        mark = "[green]yes[/]" if present else "[dim]no[/]"
         family = model.family + (" (yours)" if style.origin == OPERATOR else "")
-        table.add_row(style.id, style.title["en"], style.title["ru"], family, model.id, mark)
-    console.print(table)
+        cached = "yes" if store.is_present(model) else "no"
+        rows.append((style.id, style.title["en"], style.title["ru"], family, model.id, cached))
+    table.echo("Styles", ("id", "title (en)", "title (ru)", "family", "model", "cached"), rows)
 
 
 @app.command("add")
