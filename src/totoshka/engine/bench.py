@@ -254,6 +254,20 @@ def spawn_row(spec: RowSpec, timeout: float | None = None) -> dict[str, Any]:
     return {"error": f"exit {proc.returncode}: {tail}"[:300]}
 
 
+def default_pictures(
+    settings: EngineSettings, photo: str | None, painting: str | None
+) -> tuple[str | None, str | None]:
+    """The photo and painting to measure with: those given, else the ones beside a
+    mirror folder laid out like ../shared (images/ beside models/), else None (a
+    synthetic photo; a fixed style vector)."""
+    folders = [m for m in split_mirrors(settings.model_mirror) if isinstance(m, Path)]
+    if folders and folders[0].is_dir():
+        shared = folders[0].resolve().parent
+        photo = photo or str(shared / "images" / "content" / "venice-boat.jpg")
+        painting = painting or str(shared / "images" / "styles" / "starry_night.jpg")
+    return photo, painting
+
+
 def run_bench(
     settings: EngineSettings,
     *,
@@ -276,11 +290,7 @@ def run_bench(
     from totoshka.engine.backends.quality import psnr
 
     carried = row_settings(settings)
-    folders = [m for m in split_mirrors(settings.model_mirror) if isinstance(m, Path)]
-    if folders and folders[0].is_dir():  # laid out like ../shared: images/ beside models/
-        shared = folders[0].resolve().parent
-        photo = photo or str(shared / "images" / "content" / "venice-boat.jpg")
-        painting = painting or str(shared / "images" / "styles" / "starry_night.jpg")
+    photo, painting = default_pictures(settings, photo, painting)
     try:
         import openvino
 
@@ -381,7 +391,10 @@ def format_table(report: Report) -> str:
     return "\n".join(lines)
 
 
-def report_json(report: Report) -> str:
+def report_json(report: Report, extra: dict[str, Any] | None = None) -> str:
+    """The report as JSON (NaN as null, the reference's PSNR as "inf"), with `extra`
+    keys beside its own (the CLI's cold rows)."""
+
     def clean(v: Any) -> Any:
         if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
             return None if math.isnan(v) else "inf"
@@ -391,7 +404,7 @@ def report_json(report: Report) -> str:
             return [clean(x) for x in v]
         return v
 
-    return json.dumps(clean(asdict(report)), indent=1)
+    return json.dumps(clean({**asdict(report), **(extra or {})}), indent=1)
 
 
 def _child_main(argv: list[str]) -> int:
