@@ -271,3 +271,37 @@ def test_engine_paint_says_what_painted(warm: dict[str, Any]) -> None:
     )
     engine.paint(photo, "wave", max_side=20)  # too small to calibrate: eager fp32
     assert engine.last_path == "eager-fp32"
+
+
+def test_static_compiles_load_their_blob_and_a_torn_blob_is_compiled_afresh(
+    warm: dict[str, Any],
+) -> None:
+    """OpenVINO's model cache keeps one blob per (model, shape, precision): a second
+    cold run of the same picture adds none; a torn blob still paints."""
+    blobs = warm["settings"].compiled_path() / "openvino" / "blobs"
+    args = ["stylize", str(warm["photo"]), "--style", "wave", "--max-side", "400"]
+    run_cli([*args, "-o", str(warm["tmp"] / "blob-1.png")], warm["env"])
+    seen = run_cli([*args, "-o", str(warm["tmp"] / "blob-2.png")], warm["env"])
+    assert seen == {"code": 0, "torch": False, "openvino": True}
+    before = sorted(p.name for p in blobs.glob("*.blob"))
+    assert before
+    run_cli([*args, "-o", str(warm["tmp"] / "blob-3.png")], warm["env"])
+    assert sorted(p.name for p in blobs.glob("*.blob")) == before
+    for blob in blobs.glob("*.blob"):
+        blob.chmod(0o600)
+        blob.write_bytes(b"torn")
+    seen = run_cli([*args, "-o", str(warm["tmp"] / "blob-4.png")], warm["env"])
+    assert seen["code"] == 0 and not seen["torch"]
+    reference = Image.open(warm["tmp"] / "blob-2.png")
+    assert psnr(Image.open(warm["tmp"] / "blob-4.png"), reference) >= FLOOR_DB
+
+
+def test_the_oldest_blobs_go_past_the_limit(tmp_path: Path) -> None:
+    for i, name in enumerate(("old", "mid", "new")):
+        blob = tmp_path / f"{name}.blob"
+        blob.write_bytes(b"x" * 100)
+        os.utime(blob, (1000 + i, 1000 + i))
+    (tmp_path / "notes.txt").write_bytes(b"y" * 1000)  # not a blob: never removed
+    coldpath.prune_blobs(tmp_path, 250)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.blob", "new.blob", "notes.txt"]
+    coldpath.prune_blobs(tmp_path / "absent", 0)  # no cache yet: nothing to do
