@@ -230,3 +230,35 @@ def test_warm_up_compiles_what_serves_the_first_job(warm_own: dict[str, Any]) ->
     painted = engine.paint(load_image(warm_own["photo"], max_side=1280), "candy")
     assert painted.size == size and len(cold._compiled) == 1  # the warmed model served it
     assert engine.warm_up(["wave"], size) is None  # wave's IR was never recorded here
+
+
+def test_a_paintings_vector_is_kept_and_a_torn_one_computed_again(
+    warm_own: dict[str, Any],
+) -> None:
+    """The second run with one painting reads its vector instead of predicting it,
+    and paints the same picture; a torn vector file is computed again."""
+    painting = warm_own["paintings"]["square"]
+    folder = warm_own["settings"].compiled_path() / "openvino" / "vectors"
+    engine = open_engine(warm_own["settings"])
+    style = OwnStyle(paintings=((own_style.load_painting(painting), 1.0),), engine="magenta")
+    photo = load_image(warm_own["photo"], max_side=1280)
+    for earlier in folder.glob("*.json"):  # earlier tests painted with this painting
+        earlier.unlink()
+    first = engine.cold_painter().stylize(photo, style)
+    assert first is not None, engine.cold_painter().last_reason
+    kept = set(folder.glob("*.json"))
+    assert len(kept) == 1
+    vector = json.loads(next(iter(kept)).read_text())
+    assert len(vector) == own_style.STYLE_DIM
+    again = open_engine(warm_own["settings"]).cold_painter().stylize(photo, style)
+    assert again is not None
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    next(iter(kept)).write_text("[0.5, ")  # torn
+    mended = open_engine(warm_own["settings"]).cold_painter().stylize(photo, style)
+    assert mended is not None
+    assert psnr(mended, first) >= FLOOR_DB
+    assert json.loads(next(iter(kept)).read_text()) == vector  # written whole again
+    # a refusal still comes first: a flat painting has no style, cached or not
+    flat = OwnStyle(paintings=((Image.new("RGB", (300, 300), "grey"), 1.0),), engine="magenta")
+    with pytest.raises(EngineError, match="flat colour"):
+        engine.cold_painter().stylize(photo, flat)

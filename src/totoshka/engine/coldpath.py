@@ -24,7 +24,8 @@ cache by the torch path, run here in f32 as the torch path runs it in eager fp32
 turns the painting's crops (`own_style.painting_arrays`, the torch path's own code)
 into its vector; vectors are mixed, and the photo's own vector mixed in for a style
 strength under 1, by `own_style`'s functions; the transfer network's IR, the one the
-catalog's presets share, paints with it.
+catalog's presets share, paints with it. A painting's vector is kept on disk by its
+pixels (`vector_cache`): the next photo with the same painting skips the predictor.
 
 It declines, and `Engine.paint` falls back to the Stylizer, whenever it cannot be
 sure to do what the torch path would: a backend other than auto, best or
@@ -51,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from totoshka.engine import own_style
+from totoshka.engine import own_style, vector_cache
 from totoshka.engine.backends import hardware, limits, verdicts
 from totoshka.engine.backends.ovsources import (
     FORMAT_VERSION,
@@ -183,6 +184,9 @@ class ColdPainter:
         self._core: Any = None
         self._compiled: OrderedDict[tuple[Path, tuple[int, ...], str], Any] = OrderedDict()
         self._predictors: OrderedDict[tuple[Path, tuple[int, ...], str], Any] = OrderedDict()
+        self.vectors = vector_cache.VectorCache(
+            self.compiled_dir / "openvino" / "vectors", MAGENTA_STYLE_DIM
+        )
 
     # -- deciding ---------------------------------------------------------------------
     def _style(self, style: str | StyleMix) -> Style:
@@ -432,8 +436,7 @@ class ColdPainter:
         try:
             pairs: list[tuple[Sequence[float], float]] = [(v, w) for v, w in style.vectors]
             for painting, weight in style.paintings:
-                crops = own_style.painting_arrays(painting)  # its refusals, as torch's
-                pairs.append((self._predict(predictor, crops), weight))
+                pairs.append((self._painting_vector(predictor, painting), weight))
             vector = own_style.mix_vectors(pairs)
             if style.style_strength < 1.0:
                 own = self._predict(predictor, own_style.painting_arrays(picture))
@@ -453,6 +456,21 @@ class ColdPainter:
             self._compiled_model(plan.xml, plan.precision, shape)
         except Exception:
             log.debug("early compile of %s failed", plan.xml, exc_info=True)
+
+    def _painting_vector(self, xml: Path | None, painting: Image.Image) -> list[float]:
+        """A painting's vector: from the vector cache, else through the predictor's IR
+        (and kept). The painting's refusals come first either way, as torch's."""
+        own_style.check_painting(painting)
+        if xml is None:  # `own_plan` returns one whenever the style needs it
+            raise EngineError("Magenta's style predictor has no IR")
+        made_by = f"{xml.parent.name}/{xml.name}|{PREDICTOR_PRECISION}|{own_style.PAINTING_FIT}"
+        key = vector_cache.painting_key(painting, made_by)
+        found = self.vectors.get(key)
+        if found is not None:
+            return found
+        vector = self._predict(xml, own_style.painting_arrays(painting))
+        self.vectors.put(key, vector)
+        return vector
 
     def _predict(self, xml: Path | None, crops: np.ndarray) -> list[float]:
         """`own_style.predict_vector` through the predictor's IR: the crops' mean vector."""
