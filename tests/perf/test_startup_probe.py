@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,3 +91,53 @@ def test_a_broken_fast_path_is_one_warning_not_one_per_job(
     assert probe.warning is not None and "packaging" in probe.warning
     assert "fix: install packaging" in probe.warning
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_the_torch_free_probe_says_the_same_once_the_cache_serves(
+    shared_dir: Path, compiled_cache: Path
+) -> None:
+    """After the torch probe converted and calibrated, the cold path gives the same
+    line (same path, style and size); on a cold cache it leaves the work to torch."""
+    from totoshka.engine.cold_probe import cold_startup_probe
+
+    mirror = str(shared_dir / "models")
+    startup_probe(stylizer(shared_dir / "models", compiled_cache), ["wave"])  # warms the cache
+    engine = open_engine(EngineSettings(cache_dir=compiled_cache, model_mirror=mirror))
+    probe = cold_startup_probe(engine, ["udnie", "wave"])
+    assert probe is not None, engine.cold_painter().last_reason
+    match = re.fullmatch(LINE, probe.line)
+    assert match, probe.line
+    assert match["path"] == expected_path() == probe.served_by
+    fresh = open_engine(EngineSettings(cache_dir=compiled_cache / "fresh", model_mirror=mirror))
+    assert cold_startup_probe(fresh, ["wave"]) is None
+
+
+def test_a_bot_on_a_warm_cache_starts_without_torch(
+    shared_dir: Path, compiled_cache: Path, tmp_path: Path
+) -> None:
+    """`BotApp`'s warm-up (what `totoshka run` does before its workers start) prints
+    its line and warms the serving IR, and torch is never imported."""
+    mirror = str(shared_dir / "models")
+    startup_probe(stylizer(shared_dir / "models", compiled_cache), ["wave"])  # warms the cache
+    script = f"""
+import sys
+from totoshka.bot.app import BotApp
+from totoshka.config import Settings
+lines = []
+settings = Settings(
+    _env_file=None, bot_token="123456:{"A" * 35}", api_url="http://127.0.0.1:9",
+    queue_path={str(tmp_path / "jobs.sqlite3")!r}, cache_dir={str(compiled_cache)!r},
+    model_mirror={mirror!r}, data_dir={str(tmp_path / "data")!r},
+)
+app = BotApp(settings, announce=lines.append)
+app._warm_up()
+print(lines)
+print("torch" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines, torch_loaded = done.stdout.strip().splitlines()[-2:]
+    assert re.fullmatch(LINE, eval(lines)[0]), lines
+    assert torch_loaded == "False", done.stderr

@@ -239,11 +239,13 @@ class BotApp:
         """Convert, compile and time the serving path once, before the first job: the
         operator sees what serves (``inference: openvino-bf16 (AMX), ml5 0.52 s at
         1280×960``) and one warning if it is slower than the machine supports."""
+        styles = [style_id for style_id, _ in self.services.styles]
         try:
-            from totoshka.engine.diagnose import startup_probe  # imports torch: lazily
+            result = self._cold_probe(styles)
+            if result is None:  # a cold cache, or something to explain: the torch probe
+                from totoshka.engine.diagnose import startup_probe  # imports torch: lazily
 
-            stylizer = self.stylizer_factory()
-            result = startup_probe(stylizer, [style_id for style_id, _ in self.services.styles])
+                result = startup_probe(self.stylizer_factory(), styles)
         except Exception as exc:  # the workers start anyway; a job will say what is wrong
             log.warning("inference: not measured (%s: %s)", type(exc).__name__, exc)
             self._warm_note = f"inference not measured ({type(exc).__name__})"
@@ -251,6 +253,23 @@ class BotApp:
         self.announce(result.line)
         if result.warning:
             log.warning("%s", result.warning)
+
+    def _cold_probe(self, styles: list[str]) -> Any:
+        """The start-up line from the torch-free path, and the serving IR warmed (what
+        `startup_probe` does through torch), or None. Only where jobs paint through
+        `Engine.paint`, i.e. the engine's own Stylizer: a bot given another factory
+        (tests sharing one) paints through that, so its probe measures that."""
+        if getattr(self.stylizer_factory, "__self__", None) is not self.engine:
+            return None
+        from totoshka.engine.cold_probe import cold_startup_probe  # numpy, Pillow, OpenVINO
+
+        result = cold_startup_probe(self.engine, styles)
+        if result is not None:
+            try:
+                self.engine.warm_up(styles)
+            except Exception as exc:  # the first job then pays the compile, as before
+                log.warning("serving path not warmed: %s: %s", type(exc).__name__, exc)
+        return result
 
     async def readiness(self) -> tuple[list[str], list[str]]:
         """Why this bot cannot serve now (empty: it can), and notes for the operator.

@@ -36,36 +36,32 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
 from totoshka.assets import sample_photo
 from totoshka.engine.backends.auto import PathReport, fix_for
-from totoshka.engine.backends.hardware import cpu_info, cuda_available
+from totoshka.engine.backends.hardware import cuda_available
 from totoshka.engine.backends.quality import psnr, reference
 from totoshka.engine.catalog import Model
-from totoshka.engine.errors import EngineError
+from totoshka.engine.cold_probe import (
+    PREFERRED_STYLE,
+    PROBE_SIZE,
+    StartupProbe,
+    cpu_label,
+    pick_style,
+    probe_image,
+)
 from totoshka.engine.factory import open_engine
 from totoshka.engine.own_style import style_vector
 from totoshka.engine.settings import EngineSettings
 from totoshka.engine.stylizer import Stylizer
 
-PROBE_SIZE = (1280, 960)  # width, height: the bot's default output size
 FAMILY_ORDER = ("ml5", "pytorch", "magenta")
-PREFERRED_STYLE = "wave"
 
 
 def probe_picture(size: tuple[int, int] = PROBE_SIZE) -> Tensor:
     """The sample photo covering `size` (scaled, centre-cropped), float32 NCHW 0..255."""
-    image = sample_photo()
-    w, h = size
-    scale = max(w / image.width, h / image.height)
-    scaled = image.resize(
-        (max(w, round(image.width * scale)), max(h, round(image.height * scale))),
-        Image.Resampling.BICUBIC,
-    )
-    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
-    array = np.asarray(scaled.crop((left, top, left + w, top + h)), dtype=np.float32)
+    array = np.asarray(probe_image(size), dtype=np.float32)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
@@ -73,16 +69,7 @@ def hardware_label() -> str:
     """What makes the served path fast here, in a word or two (for the start-up line)."""
     if cuda_available():
         return torch.cuda.get_device_name(0)
-    flags = cpu_info().flags
-    if "amx_bf16" in flags:
-        return "AMX"
-    if "avx512_bf16" in flags:
-        return "AVX512-BF16"
-    if "avx512f" in flags:
-        return "AVX-512"
-    if "avx2" in flags:
-        return "AVX2"
-    return cpu_info().model
+    return cpu_label()
 
 
 def _served(runner: Any) -> str:
@@ -105,14 +92,6 @@ def fallback_warning(served: str, expected: str | None, paths: Sequence[PathRepo
         f"inference falls back to {served}, slower than {expected} which this machine "
         f"supports: {expected}: {reason}; fix: {fix}"
     )
-
-
-@dataclass
-class StartupProbe:
-    line: str
-    warning: str | None = None
-    served_by: str | None = None
-    seconds: float | None = None
 
 
 @dataclass
@@ -186,6 +165,9 @@ def measure_startup(
         quietly = getattr(runner, "quietly", None)  # the probe's warning is the one warning
         with torch.inference_mode(), quietly() if quietly else contextlib.nullcontext():
             runner.run(net, x)  # converts and compiles on a cold cache
+            # and says which IR serves the style, so the next start measures, and
+            # its jobs paint, without torch (`engine.cold_probe`, `engine.coldpath`)
+            stylizer.record_ir(style_id, net)
             _, seconds = _timed(lambda: runner.run(net, x), clock)
             served = _served(runner)
             paths = _paths(runner, net, x)
@@ -198,14 +180,7 @@ def measure_startup(
 
 
 def _pick_style(stylizer: Stylizer, style_ids: Sequence[str]) -> str:
-    catalog = stylizer.catalog
-    builtin = [s.id for s in catalog.styles() if catalog.model(s.model).family != "magenta"]
-    ordered = [s for s in style_ids if s in builtin] or builtin
-    if not ordered:
-        raise EngineError("no built-in style in the catalog")
-    if PREFERRED_STYLE in ordered:
-        return PREFERRED_STYLE
-    return ordered[0]
+    return pick_style(stylizer.catalog, style_ids)
 
 
 def family_reports(

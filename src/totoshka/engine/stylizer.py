@@ -101,7 +101,7 @@ class Stylizer:
         self._cache: OrderedDict[str, nn.Module] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self._recorded: set[str] = set()  # styles whose IR `_record_ir` has seen to
+        self._recorded: set[str] = set()  # styles whose IR `record_ir` has seen to
         # what `diagnose.startup_probe` also warms: the engine's serving path (set by
         # `Engine.stylizer` to `Engine.warm_up`; None for a Stylizer built alone)
         self.serving_warm_up: Callable[[Sequence[str]], object] | None = None
@@ -166,12 +166,12 @@ class Stylizer:
         if isinstance(style, OwnStyle):
             self._record_own(net)
         else:
-            self._record_ir(style, net)
+            self.record_ir(style, net)
         if preserve_colors:
             painting = color.preserve_colors(photo, painting)
         return to_image(color.blend(photo, painting, strength))
 
-    def _record_ir(self, style: str | StyleMix, net: nn.Module) -> None:
+    def record_ir(self, style: str | StyleMix, net: nn.Module) -> None:
         """Once OpenVINO has served a catalog style, record which IR and verdicts its
         files map to (`backends.ovsources`), so that the next process paints it
         without importing torch (`engine.coldpath`). Once per style and process;

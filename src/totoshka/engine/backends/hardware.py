@@ -116,7 +116,7 @@ def inference_threads() -> int:
     each thread's CPU work (decode, resize, encode) overlaps the device's: two
     full batches' worth.
     """
-    if cuda_available():
+    if cuda_possible() and cuda_available():  # no torch import where CUDA cannot be
         from totoshka.engine.backends.cuda import DEFAULT_MAX_BATCH
 
         return max(cpu_info().cores // 2, 2 * DEFAULT_MAX_BATCH)
