@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from totoshka.assets import sample_photo
+from totoshka.assets import sample_photo_covering
 from totoshka.engine.backends import hardware
 from totoshka.engine.catalog import Catalog
 from totoshka.engine.errors import EngineError
@@ -45,15 +45,7 @@ class StartupProbe:
 
 def probe_image(size: tuple[int, int] = PROBE_SIZE) -> Image.Image:
     """The sample photo covering `size` (scaled, centre-cropped)."""
-    image = sample_photo()
-    w, h = size
-    scale = max(w / image.width, h / image.height)
-    scaled = image.resize(
-        (max(w, round(image.width * scale)), max(h, round(image.height * scale))),
-        Image.Resampling.BICUBIC,
-    )
-    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
-    return scaled.crop((left, top, left + w, top + h))
+    return sample_photo_covering(size)
 
 
 def pick_style(catalog: Catalog, style_ids: Sequence[str]) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image
 
-from totoshka.assets import sample_photo
+from totoshka.assets import sample_photo_covering
 from totoshka.engine.factory import Engine, open_engine
 from totoshka.engine.settings import EngineSettings
 
@@ -32,15 +32,7 @@ WARM_SIZE = (1280, 960)
 
 
 def warm_picture(size: tuple[int, int] = WARM_SIZE) -> Image.Image:
-    image = sample_photo().convert("RGB")
-    w, h = size
-    scale = max(w / image.width, h / image.height)
-    scaled = image.resize(
-        (max(w, round(image.width * scale)), max(h, round(image.height * scale))),
-        Image.Resampling.BICUBIC,
-    )
-    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
-    return scaled.crop((left, top, left + w, top + h))
+    return sample_photo_covering(size)
 
 
 def chosen_styles(engine: Engine, wanted: str) -> list[str]:
