@@ -109,6 +109,37 @@ def test_the_plan_stores_quarter_maps_and_recomputes_full_ones(
     assert all(len(s.sources) <= 2 for s in plan.stages)
     assert plan.stages[-1].frees  # the last stage frees what is left, band by band
     assert all(s.halo <= 32 for s in plan.stages)
+    # past the first upsampling the full-resolution stages hold the quarter map it
+    # reads (8 values per pixel), not its 64-channel half-resolution output (16)
+    assert [s.held for s in plan.stages if s.target in (15, 16)] == [8.0, 8.0]
+
+
+def test_moments_of_strided_bands_match_the_whole_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands are the owned rows of an output (not contiguous), summed a few channels
+    at a time: the same mean and variance as the whole map at once."""
+    from totoshka.engine.backends import ovstream
+
+    monkeypatch.setattr(ovstream, "MOMENT_VALUES", 1000)  # several channel groups
+    gen = torch.Generator().manual_seed(0)
+    whole = (torch.randn(1, 6, 40, 37, generator=gen) * 3 + 5).numpy()
+    acc = ovstream.Moments()
+    for r0, r1 in [(0, 7), (7, 25), (25, 40)]:
+        acc.add(whole[0, :, r0:r1, :])
+    mean, var = acc.result()
+    var_ref, mean_ref = torch.var_mean(torch.from_numpy(whole[0]), dim=(1, 2), correction=0)
+    np.testing.assert_allclose(mean, mean_ref.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(var, var_ref.numpy(), rtol=1e-5)
+
+
+def test_a_stored_target_keeps_the_bf16_of_its_f32_values() -> None:
+    from totoshka.engine.backends import ovstream
+
+    rows = (torch.randn(4, 9, 11) * 10).numpy()[:, 2:7]  # strided, as a band's rows
+    kept = ovstream._stored(rows, bf16=True)
+    assert kept.dtype == np.int16 and kept.shape == rows.shape
+    back = torch.from_numpy(kept.copy()).view(torch.bfloat16).float().numpy()
+    np.testing.assert_allclose(back, rows, rtol=2**-8)
+    np.testing.assert_array_equal(ovstream._stored(rows, bf16=False), rows)
 
 
 def test_runner_streams_pictures_over_its_budget(

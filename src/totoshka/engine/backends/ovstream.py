@@ -19,7 +19,10 @@ untiled). Here what the network has computed is *kept* between passes instead:
   (`plan`): for the Johnson/ml5 net the quarter-resolution residual stream and
   the branch (2 × 128 channels at 1/16 of the pixels: 16 values per pixel, 384 MB
   in bf16 at 12 MP), never a full-resolution 32-channel map (32 values per
-  pixel), which is recomputed from the last stored frontier instead;
+  pixel), which is recomputed from the last stored frontier instead; past the
+  first upsampling, the one quarter map it reads (8 values per pixel), not its
+  half-resolution output (16), so the full-resolution stages hold half as much
+  and spend the rest on taller bands;
 - every stage runs over full-width *bands* of rows whose input carries a halo of
   the stage's receptive field (walked from the graph's kernels), so each band's
   owned rows are exactly the untiled picture's: no tile borders, no seams, and
@@ -38,6 +41,7 @@ cut into bands: `plan` raises `Unstreamable` and the caller uses the tiles.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import threading
@@ -63,10 +67,20 @@ KEEP_MODELS = 4  # dynamic IRs (model × residue class) kept in memory
 # values per picture pixel: 16 = two 128-channel maps at quarter resolution
 # (384 MB in bf16 at 12 MP); a full-resolution 32-channel map (32) is recomputed.
 STORE_VALUES_PER_PIXEL = 16.0
-# Rows per band: about this many values in the stage's biggest tensor (≈ 48 MB
-# in f32), so a band's working memory stays put whatever the picture's width.
-BAND_VALUES = 8_000_000
+# Rows per band: about this many values in a band's buffers (`Stage.working`), so a
+# band's working memory stays put whatever the picture's width or the stage. The
+# stored frontiers (up to `STORE_VALUES_PER_PIXEL`) are held beside it, so this
+# trades the peak memory against the halo's share of each band (measured at 12 MP:
+# ≈ 2.5–5 bytes resident per value counted here, OpenVINO's own buffers included).
+BAND_VALUES = 20_000_000
+# A stage holding less than the stores' bound spends what is left of it on taller
+# bands (fewer halo rows): this many working values per stored value not held.
+SPARE_VALUES_PER_STORED = 0.25
+# Stored tensors are kept in chunks of at most this many map rows, so that a stage
+# freeing them band by band holds at most a chunk of each beyond what it still reads.
+CHUNK_ROWS = 8
 MIN_BAND_ROWS = 32
+MOMENT_VALUES = 1 << 21  # values of a band's squared deviations held at once (8 MB)
 
 # Operations that only read a fixed neighbourhood of each pixel (or none).
 _POINTWISE = {
@@ -121,7 +135,10 @@ class Stage:
     `stores`: tensors kept over the whole picture for later stages; `frees`: stored
     tensors no later stage reads (freed band by band as this stage passes them);
     `halo`: picture rows of context each band needs on each side; `widest`: the
-    most values per picture pixel of any tensor the stage computes (band height).
+    most values per picture pixel of any tensor the stage computes; `working`:
+    values per picture pixel of a band's buffers (its inputs, its outputs and two
+    of its widest tensors in between), which sets the band's height; `held`: the
+    most values per picture pixel stored while the stage runs.
     """
 
     target: int
@@ -131,6 +148,8 @@ class Stage:
     frees: list[Ref]
     halo: int = 0
     widest: float = 1.0
+    working: float = 1.0
+    held: float = 0.0
 
 
 @dataclass
@@ -267,12 +286,8 @@ def plan(model: Any, styled: bool, store_limit: float = STORE_VALUES_PER_PIXEL) 
     def cost(refs: Iterable[Ref]) -> float:
         return sum(values[r] for r in refs)
 
-    done: set[str] = {image}
-    stored: list[Ref] = [(image, 0)]
-    stages: list[Stage] = []
-    for k in [*range(1, norms + 1), 0]:
-        target = targets[k]
-        done |= ancestors([target], set())
+    def grow(done: set[str], k: int) -> set[str]:
+        done = set(done)
         grown = k > 0
         while grown:
             grown = False
@@ -284,7 +299,25 @@ def plan(model: Any, styled: bool, store_limit: float = STORE_VALUES_PER_PIXEL) 
                 if cost(frontier(done | {name})) <= cost(frontier(done)):
                     done.add(name)
                     grown = True
+        return done
+
+    done: set[str] = {image}
+    stored: list[Ref] = [(image, 0)]
+    stages: list[Stage] = []
+    for k in [*range(1, norms + 1), 0]:
+        target = targets[k]
+        # where the target upsamples (ml5's first transposed conv: 64 channels at 1/4
+        # of the pixels from 128 at 1/16), the frontier short of it is smaller, and
+        # the following full-resolution stages, which store nothing, hold it instead
+        # and recompute the upsampling (a cheap layer) from it
+        short = grow(done, k)
+        done = grow(done | ancestors([target], set()), k)
         edge = frontier(done)
+        ahead = cost(edge) if k != 0 and cost(edge) <= store_limit else math.inf
+        before = frontier(short)
+        upsamples = bool(before) and scale[target] < min(scale[r] for r in before)
+        if k != 0 and upsamples and cost(before) < min(ahead, cost(stored)):
+            done, edge = short, before
         keep = k != 0 and cost(edge) <= store_limit
         stores = [r for r in edge if r not in stored] if keep else []
         if k == 0:
@@ -305,11 +338,31 @@ def plan(model: Any, styled: bool, store_limit: float = STORE_VALUES_PER_PIXEL) 
                 reach[(name, i)] = r
                 stage.widest = max(stage.widest, values[(name, i)])
         radius = max(reach[r] for r in [target, *stores])
+        photo = float(params[0].get_shape()[1])
+        read = sum(photo if r[0] == image else values[r] for r in stored)
+        # the target leaves in f32 (twice a bf16 value) after a reorder out of
+        # OpenVINO's blocked layout: its values count three times
+        stage.working = 3 * values[target] + cost(_extra_outputs(stage)) + read
+        stage.working += 2 * stage.widest
+        # sources this stage frees shrink band by band as its stores grow
+        freed = [r for r in stored if r in frees]
+        kept = [r for r in stored if r not in frees]
+        stage.held = cost(kept) + max(cost(freed), cost(stores))
         stage.halo = ALIGN * math.ceil(radius / ALIGN) + ALIGN
         stages.append(stage)
         if keep:
             stored = list(edge)
     return Plan(stages=stages, image=image, style=style, stats=stats, scale=scale)
+
+
+def _extra_outputs(stage: Stage) -> list[Ref]:
+    """The stores a stage's sub-model outputs besides its target.
+
+    A store that is the target itself (a norm's input kept for the next stage) is
+    not output twice: its bf16 copy is made from the f32 target, which saves a band
+    buffer and OpenVINO's conversion of it.
+    """
+    return [r for r in stage.stores if r != stage.output]
 
 
 def cut(model: Any, stage: Stage, bf16: bool, constants: dict[str, np.ndarray]) -> Any:
@@ -340,7 +393,7 @@ def cut(model: Any, stage: Stage, bf16: bool, constants: dict[str, np.ndarray]) 
             user.replace_source_output(param.output(0))
         sources.append(param)
     wanted = [model.get_results()[stage.target].input_value(0)]
-    wanted += [by_name[n].output(i) for n, i in stage.stores]
+    wanted += [by_name[n].output(i) for n, i in _extra_outputs(stage)]
     results = [ov.op.Result(o) for o in wanted]
     for p in model.get_parameters():
         value = constants.get(p.get_friendly_name())
@@ -405,9 +458,12 @@ class RowStore:
 def bands(height: int, width: int, stage: Stage) -> list[tuple[int, int, int, int]]:
     """(owned start, owned end, input start, input end) of each band of a stage: all
     bands one height (a static shape), ≡ the picture's height mod 4, on multiples of 4."""
-    rows = BAND_VALUES / max(1.0, stage.widest * width)
+    spare = max(0.0, STORE_VALUES_PER_PIXEL - stage.held) * height * width
+    rows = (BAND_VALUES + SPARE_VALUES_PER_STORED * spare) / max(1.0, stage.working * width)
     owned = max(MIN_BAND_ROWS, 2 * stage.halo, ALIGN * int(rows // ALIGN))
-    return tiling._axis_tiles(height, tiling.TileConfig(tile=owned, overlap=stage.halo + ALIGN))
+    # `_axis_tiles` gives each owned part at least `overlap` rows of context, and the
+    # halo already holds a row of the coarsest map beyond the stage's reach
+    return tiling._axis_tiles(height, tiling.TileConfig(tile=owned, overlap=stage.halo))
 
 
 class Moments:
@@ -427,18 +483,25 @@ class Moments:
 
     def add(self, band: np.ndarray) -> None:
         """Add one band (C, rows, W) of float32 values."""
-        c = band.shape[0]
-        x = torch.from_numpy(np.ascontiguousarray(band)).view(c, -1)
-        n = x.shape[1]
+        # a band's owned rows of an output (1, C, rows, W) are strided, not contiguous:
+        # read in place, a contiguous copy would be one more band-sized buffer
+        x = torch.from_numpy(band)
+        c, n = x.shape[0], x.shape[1] * x.shape[2]
         if n == 0:
             return
-        mean = x.sum(dim=1, dtype=torch.float32) / n
-        if self._buffer is None or self._buffer.numel() < x.numel():
-            self._buffer = torch.empty(x.numel())
-        d = self._buffer[: x.numel()].view(c, n)
-        torch.sub(x, mean[:, None], out=d)
-        d.mul_(d)
-        m2 = d.sum(dim=1).double()
+        mean = x.sum(dim=(1, 2), dtype=torch.float32) / n
+        # squared deviations a few channels at a time: a buffer of the whole band would
+        # be as big as the band's f32 output, held beside it
+        group = max(1, min(c, MOMENT_VALUES // n))
+        if self._buffer is None or self._buffer.numel() < group * n:
+            self._buffer = torch.empty(group * n)
+        m2 = torch.empty(c, dtype=torch.float64)
+        for c0 in range(0, c, group):
+            part = x[c0 : c0 + group]
+            d = self._buffer[: part.numel()].view(part.shape)
+            torch.sub(part, mean[c0 : c0 + group, None, None], out=d)
+            d.mul_(d)
+            m2[c0 : c0 + group] = d.sum(dim=(1, 2))
         mean64 = mean.double()
         if self.mean is None or self.m2 is None:
             self.n, self.mean, self.m2 = n, mean64, m2
@@ -453,6 +516,36 @@ class Moments:
         if self.mean is None or self.m2 is None:
             raise ValueError("no values")
         return self.mean.float().numpy(), (self.m2 / self.n).float().numpy()
+
+
+def _stored(rows: np.ndarray, bf16: bool) -> np.ndarray:
+    """A copy of an output's rows to keep: bf16 bits (as int16) where the stage runs
+    in bf16, an f32 target rounded by torch (to nearest even)."""
+    if not bf16:
+        return rows.copy()
+    if rows.dtype == np.float32:
+        return torch.from_numpy(rows).to(torch.bfloat16).contiguous().view(torch.int16).numpy()
+    return rows.view(np.int16).copy()
+
+
+def _trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc only; elsewhere nothing).
+
+    A stage frees its compiled plan and its band buffers; without a trim, glibc may
+    keep the freed heap pages resident into the next stage, beside its own.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None
 
 
 class OpenVinoStream:
@@ -496,7 +589,7 @@ class OpenVinoStream:
     def stylize(self, net: nn.Module, x: Tensor, norms: list[nn.Module]) -> Tensor:
         """`x` (1×3×H×W, 0..255) painted stage by stage in bands; `Unstreamable` if the
         graph cannot be cut. Peak memory: the photo, the stored frontiers (freed band
-        by band), one band's working set, the picture."""
+        by band), one band's working set; the picture only in the last stage."""
         if x.shape[0] != 1:
             raise ValueError("streaming takes one picture at a time")
         tiling.limit_heap_growth()
@@ -515,7 +608,9 @@ class OpenVinoStream:
         stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         stores: dict[Ref, RowStore] = {}
         self.peak_store_bytes = 0
-        result = torch.zeros(1, 3, height, width, dtype=torch.float32)
+        # `empty`, not `zeros`: its pages stay untouched (not resident) until the last
+        # stage writes them, when the stored frontiers are mostly freed
+        result = torch.empty(1, 3, height, width, dtype=torch.float32)
         photo = x.detach().float().contiguous().numpy()
         with torch.inference_mode():
             for stage in the_plan.stages:
@@ -532,6 +627,7 @@ class OpenVinoStream:
                     stores,
                     result,
                 )
+                _trim_heap()
         return result.clamp_(0, 255)
 
     def _run_stage(
@@ -565,7 +661,8 @@ class OpenVinoStream:
         acc = Moments()
         for ref in stage.stores:
             stores[ref] = RowStore()
-        outputs = [stage.output, *stage.stores]
+        outputs = [stage.output, *_extra_outputs(stage)]
+        keep_target = stage.output in stage.stores
         infer_s = 0.0
         for b, (o0, o1, a, _) in enumerate(layout):
             for i, name in enumerate(names):
@@ -589,9 +686,10 @@ class OpenVinoStream:
                     result[..., o0:o1, :] = torch.from_numpy(out[..., lo:hi, :])
                 elif j == 0:
                     acc.add(out[0, :, lo:hi, :])
-                if j > 0:
+                if j > 0 or keep_target:
                     rows = out[0, :, lo:hi, :]
-                    stores[ref].add(o0 // s, (rows.view(np.int16) if bf16 else rows).copy())
+                    for c in range(0, rows.shape[1], CHUNK_ROWS):
+                        stores[ref].add(o0 // s + c, _stored(rows[:, c : c + CHUNK_ROWS], bf16))
             if not last:
                 nxt = layout[b + 1][2]
                 for ref in stage.frees:
