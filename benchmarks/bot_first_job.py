@@ -59,7 +59,7 @@ def photo_bytes(shared: Path) -> bytes:
 
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set so far (VmHWM), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")

@@ -61,10 +61,11 @@ def peak_of(command: list[str], env: dict[str, str]) -> tuple[int, float, str, i
         t0 = time.perf_counter()
         proc = subprocess.run(
             ["/usr/bin/time", "-f", "%M", "-o", rss.name, *command],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, encoding="utf-8",
+            check=False,
         )  # fmt: skip
         wall = time.perf_counter() - t0
-        peak_kb = int(Path(rss.name).read_text().split()[-1])
+        peak_kb = int(Path(rss.name).read_text(encoding="utf-8").split()[-1])
     return proc.returncode, wall, proc.stderr, round(peak_kb / 1024)
 
 

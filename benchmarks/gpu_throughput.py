@@ -363,7 +363,7 @@ def main() -> int:
             f"photos/s ({pr['served_by']}, mean batch {pr['mean_batch']})"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
     return 0
 
 

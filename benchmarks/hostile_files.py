@@ -55,10 +55,11 @@ def run_measured(path: Path, env: dict[str, str]) -> dict:
         proc = subprocess.run(
             ["/usr/bin/time", "-f", "%M", "-o", rss.name, sys.executable, "-m", "totoshka",
              "stylize", str(path), "--style", "wave", "-o", str(path.with_suffix(".out.jpg"))],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, encoding="utf-8",
+            check=False,
         )  # fmt: skip
         wall = time.perf_counter() - t0
-        peak_kb = int(Path(rss.name).read_text().split()[-1])
+        peak_kb = int(Path(rss.name).read_text(encoding="utf-8").split()[-1])
     err = proc.stderr.strip()
     return {
         "wall_s": round(wall, 2),

@@ -45,9 +45,9 @@ def free_port() -> int:
 
 def wait_for_line(log: Path, proc: subprocess.Popen[bytes], line: str, limit: float) -> None:
     started = time.perf_counter()
-    while line not in log.read_text(errors="replace"):
+    while line not in log.read_text(encoding="utf-8", errors="replace"):
         if proc.poll() is not None:
-            raise SystemExit(f"{log.name}: exited\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"{log.name}: exited\n{log.read_text(encoding='utf-8')[-3000:]}")
         if time.perf_counter() - started > limit:
             raise SystemExit(f"{log.name}: no {line!r} within {limit} s")
         time.sleep(0.2)

@@ -34,7 +34,7 @@ ROWS = ("eager-untiled", "ov-untiled", "ov-tiles", "ov-stream")
 
 
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
+    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
@@ -94,7 +94,12 @@ def child(row: str, style: str, size: tuple[int, int], photo: str, cache: str, o
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run(
-        [sys.executable, "-c", code, args], capture_output=True, text=True, env=env, cwd=root
+        [sys.executable, "-c", code, args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        cwd=root,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("ROW "):

@@ -226,7 +226,7 @@ def format_speed(r: dict[str, Any]) -> str:
 
 
 def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -240,7 +240,7 @@ def rss_child(path: Path) -> dict[str, Any]:
     stylizer = engine.stylizer()
     style = own_style(stylizer)
     before = _status_mb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")  # VmHWM := VmRSS
     with tempfile.TemporaryDirectory() as tmp:
         result = paint_clip(stylizer, path, Path(tmp) / "out.mp4", style)
     return {"frames": result.frames, "peak_mb": _status_mb("VmHWM"), "before_mb": before}
@@ -255,6 +255,7 @@ def rss(seconds: list[float], size: tuple[int, int], folder: Path) -> list:
             [sys.executable, __file__, "--rss-child", str(path)],
             capture_output=True,
             text=True,
+            encoding="utf-8",
             check=True,
         )
         row = {"seconds": s, **json.loads(proc.stdout.strip().splitlines()[-1])}

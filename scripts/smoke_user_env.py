@@ -58,7 +58,13 @@ class SmokeFailure(SystemExit):
 def run(args: list[str], env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
     print(f"$ {' '.join(args)}", flush=True)
     proc = subprocess.run(
-        args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
     )
     if proc.returncode != 0:
         raise SmokeFailure(

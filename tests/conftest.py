@@ -48,7 +48,9 @@ def wheel_mirror() -> Path:
             continue
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
         command += ["--only-binary", ":all:", requirement, "-d", str(mirror / "pypi")]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, encoding="utf-8", check=False
+        )
         if done.returncode != 0 or not (mirror / "pypi" / wheel).is_file():
             pytest.fail(f"cannot fill {mirror}: {' '.join(command)}: {done.stderr.strip()}")
     return mirror

@@ -253,6 +253,11 @@ def test_importing_loads_no_torch(module: str) -> None:
         "print(','.join(heavy))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+        timeout=120,
     )
     assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"

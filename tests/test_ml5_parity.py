@@ -95,6 +95,7 @@ def node() -> str:
             [npm_bin, "ci", "--prefix", str(TFJS_DIR), "--no-audit", "--no-fund"],
             capture_output=True,
             text=True,
+            encoding="utf-8",
             timeout=300,
         )
         if proc.returncode != 0 or not _installed_ok():
@@ -113,6 +114,7 @@ def run_tfjs(node_bin: str, jobs: list[dict], workdir: Path) -> list[dict]:
         [node_bin, str(SCRIPT), str(jobs_file)],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=600,
         cwd=TFJS_DIR,
     )

@@ -1,5 +1,5 @@
 """The bot says what serves before its first job (issue 10): one line, such as
-``inference: openvino-bf16 (AMX), ml5 0.52 s at 1280×960``, and no warning when
+``inference: openvino-bf16 (AMX), ml5 0.52 s at 1280x960``, and no warning when
 the path is the one this machine supports; the job that follows is delivered."""
 
 from __future__ import annotations
@@ -47,6 +47,6 @@ async def test_the_bot_prints_its_inference_line_and_then_paints(
         with contextlib.suppress(Exception):
             await running.stop()
     assert len(lines) == 1, lines
-    pattern = rf"inference: {re.escape(expected_path())} \(.+\), ml5 \d+\.\d\d s at 1280×960"
+    pattern = rf"inference: {re.escape(expected_path())} \(.+\), ml5 \d+\.\d\d s at 1280x960"
     assert re.fullmatch(pattern, lines[0]), lines[0]
     assert "falls back" not in caplog.text and "not used for" not in caplog.text

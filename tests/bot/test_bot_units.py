@@ -155,6 +155,7 @@ def test_run_with_a_bad_token_says_so_in_one_line(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=120,
     )
     assert done.returncode == 1

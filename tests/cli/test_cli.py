@@ -117,7 +117,7 @@ def test_errors_in_a_real_process(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "totoshka.cli.main", "stylize", str(tmp_path / "no.jpg"),
          "-s", "wave"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, encoding="utf-8", timeout=120,
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
@@ -253,7 +253,12 @@ def test_commands_that_paint_nothing_load_no_torch() -> None:
         "print(sorted(m for m in ('torch', 'openvino') if m in sys.modules))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

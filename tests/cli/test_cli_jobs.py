@@ -138,7 +138,12 @@ def test_status_loads_no_torch(env: Path) -> None:
         "print(sorted(m for m in ('torch', 'openvino', 'aiogram') if m in sys.modules))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -38,7 +38,12 @@ def loaded_by(*args: str, env: dict[str, str] | None = None) -> dict[str, list[s
         "print(json.dumps({'stdout': result.stdout, 'modules': sorted(sys.modules)}))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

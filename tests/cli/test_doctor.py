@@ -189,6 +189,7 @@ def test_worker_start_line_comes_from_a_child(doctor_env: Path, shared_dir: Path
         [sys.executable, "-m", "totoshka.engine.diagnose", "--cache-dir", str(doctor_env)],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=600,
         env={**os.environ, "TOTOSHKA_MODEL_MIRROR": str(shared_dir / "models")},
         check=False,
@@ -197,5 +198,5 @@ def test_worker_start_line_comes_from_a_child(doctor_env: Path, shared_dir: Path
     lines = [line for line in proc.stderr.splitlines() if line.startswith("inference: ")]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"inference: {expected_path()} (")
-    assert "ml5" in lines[0] and "at 1280×960" in lines[0]
+    assert "ml5" in lines[0] and "at 1280x960" in lines[0]
     assert "warning" not in proc.stderr

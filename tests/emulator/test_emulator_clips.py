@@ -318,5 +318,7 @@ async def main():
 asyncio.run(main())
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8"
+    )
     assert result.stdout.strip() == "ok", result.stderr

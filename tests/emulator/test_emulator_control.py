@@ -129,7 +129,7 @@ def test_the_server_loads_neither_aiogram_nor_the_rest_of_the_project() -> None:
         "print(' '.join(m for m in sys.modules if m.startswith(('aiogram', 'totoshka'))))"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True
     ).stdout.split()
     assert "totoshka.emulator.server" in loaded
     outside = [

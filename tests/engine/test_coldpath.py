@@ -66,6 +66,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> dict[str, Any]:
         [sys.executable, "-c", WRAPPER, *args],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         env=env,
         timeout=600,
         check=False,

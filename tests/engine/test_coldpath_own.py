@@ -60,7 +60,9 @@ def test_own_style_constants_are_the_networks() -> None:
 def test_own_style_imports_no_torch() -> None:
     """The CLI reads paintings with it before anything knows whether torch is needed."""
     code = "import sys, totoshka.engine.own_style; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True
+    )
     assert out.stdout.strip() == "False"
 
 

@@ -328,6 +328,7 @@ def test_without_a_mirror_pip_brings_the_wheel(
         env={"PIP_CONFIG_FILE": str(env_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -357,6 +358,7 @@ def test_a_mirror_without_the_wheel_falls_back_to_pip(
         env={"PIP_CONFIG_FILE": str(env_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -369,6 +371,7 @@ def test_a_mirror_without_the_wheel_falls_back_to_pip(
         env={"PIP_CONFIG_FILE": str(env_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     assert done.returncode != 0

@@ -170,7 +170,12 @@ def test_high_depth_decode_peak_memory(maker: str) -> None:
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     grown_mb = int(proc.stdout.split()[-1])

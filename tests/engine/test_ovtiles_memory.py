@@ -58,6 +58,7 @@ def test_cold_conversion_stays_out_of_the_serving_process(shared_dir: Path, tmp_
         [sys.executable, "-c", COLD_RUN, wave, str(tmp_path / "compiled")],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=300,
         check=False,
     )

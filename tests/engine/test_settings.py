@@ -135,7 +135,12 @@ def test_opening_an_engine_loads_no_torch(shared_dir: Path, tmp_path: Path) -> N
         "TOTOSHKA_DATA_DIR": str(tmp_path / "data"),
     }
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
 

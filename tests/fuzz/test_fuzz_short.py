@@ -33,6 +33,7 @@ def test_short_fuzz_run_finds_nothing(tmp_path: Path) -> None:
         cwd=tmp_path,  # crash-* / timeout-* files land here
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=600,
         check=False,
     )

@@ -19,7 +19,7 @@ from totoshka.jobs import JobContext, JobHandlers, RetryLater
 
 
 def _append(path: Path, line: str) -> None:
-    with path.open("a") as f:
+    with path.open("a", encoding="utf-8") as f:
         f.write(line + "\n")
 
 

@@ -22,7 +22,7 @@ def append_once(out: Path, payload: dict[str, Any], ctx: JobContext) -> bool:
     """The side effect; returns whether it happened now."""
     if "sent" in ctx.checkpoints:
         return False
-    with out.open("a") as f:
+    with out.open("a", encoding="utf-8") as f:
         f.write(f"{ctx.job_id} {payload['n']}\n")
     return True
 
@@ -35,7 +35,7 @@ async def main(db: str, out: str, ready: str, hang_n: int) -> None:
             await ctx.checkpoint("sent", True)
         if payload["n"] == hang_n:
             tmp = Path(ready + ".tmp")
-            tmp.write_text(ctx.job_id)
+            tmp.write_text(ctx.job_id, encoding="utf-8")
             tmp.rename(ready)  # atomic: the parent never reads a half-written id
             await asyncio.sleep(3600)
 

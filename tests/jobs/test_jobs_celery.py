@@ -90,7 +90,7 @@ class Worker:
         """``session``: a process group of its own, so that a test can kill the whole
         worker (main process and pool children) at once."""
         self.log = log
-        self._log_file = log.open("w")
+        self._log_file = log.open("w", encoding="utf-8")
         # Either the documented CLI or `run_worker()` (what `totoshka worker` calls).
         run_worker = (
             "from totoshka.jobs.celery_mode import run_worker;"

@@ -39,11 +39,11 @@ def short_lease(cfg: CeleryConfig) -> CeleryConfig:
 
 def worker_of(pid_file: Path) -> int:
     """The process group of the worker whose child wrote `pid_file`."""
-    return os.getpgid(int(pid_file.read_text()))
+    return os.getpgid(int(pid_file.read_text(encoding="utf-8")))
 
 
 def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])

@@ -251,6 +251,11 @@ def test_importing_the_worker_command_leaves_prometheus_client_unimported() -> N
         "import sys, totoshka.cli.main, totoshka.cli.run\nprint('prometheus_client' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+        timeout=120,
     )
     assert out.stdout.strip() == "False"

@@ -19,7 +19,7 @@ from totoshka.engine.factory import open_engine
 from totoshka.engine.settings import EngineSettings
 from totoshka.engine.stylizer import Stylizer
 
-LINE = r"inference: (?P<path>[\w-]+) \(.+\), ml5 \d+\.\d\d s at 1280×960"
+LINE = r"inference: (?P<path>[\w-]+) \(.+\), ml5 \d+\.\d\d s at 1280x960"
 
 
 def stylizer(mirror: Path, cache: Path, **settings: object) -> Stylizer:
@@ -135,7 +135,12 @@ print(lines)
 print("torch" in sys.modules)
 """
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     lines, torch_loaded = done.stdout.strip().splitlines()[-2:]

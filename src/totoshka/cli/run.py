@@ -245,7 +245,13 @@ def _engine_child(settings: Settings, module: str, extra: list[str], *, to_log: 
         subprocess.run(command, check=False, stdin=subprocess.DEVNULL)
         return
     out = subprocess.run(
-        command, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        command,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
     )
     log = logging.getLogger("totoshka.worker")
     for line in (out.stdout + out.stderr).splitlines():

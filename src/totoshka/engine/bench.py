@@ -244,7 +244,15 @@ def run_row(spec: RowSpec) -> dict[str, Any]:
 def spawn_row(spec: RowSpec, timeout: float | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "totoshka.engine.bench", "--row", json.dumps(asdict(spec))]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     for line in proc.stdout.splitlines():

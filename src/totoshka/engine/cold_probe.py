@@ -4,7 +4,7 @@ Why: the start-up probe (`diagnose.startup_probe`) builds a network and runs it
 through the Stylizer's runner, so a bot that had every IR and verdict on disk
 imported torch and kept it resident (≈ 1.25 GB of RSS against ≈ 0.5 GB) only to
 print one line, while its jobs paint through `Engine.paint` without torch. Here
-the same line (``inference: openvino-bf16 (AVX512-BF16), ml5 0.52 s at 1280×960``)
+the same line (``inference: openvino-bf16 (AVX512-BF16), ml5 0.52 s at 1280x960``)
 comes from `engine.coldpath`: the same style pick, the same picture and size, one
 warm-up and one timed run of what a job will get.
 
@@ -99,5 +99,5 @@ def cold_startup_probe(
     seconds = clock() - t0
     family = engine.catalog.model(engine.catalog.style(style_id).model).family
     w, h = PROBE_SIZE
-    line = f"inference: {plan.path} ({cpu_label()}), {family} {seconds:.2f} s at {w}×{h}"
+    line = f"inference: {plan.path} ({cpu_label()}), {family} {seconds:.2f} s at {w}x{h}"
     return StartupProbe(line, None, plan.path, seconds)

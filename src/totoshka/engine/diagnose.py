@@ -10,7 +10,7 @@ Both reports stylize the package's own sample photo (`totoshka.assets`) scaled t
 so what they say is what a job gets:
 
 - `startup_probe`: one built-in style, one warm-up and one timed run; a line
-  such as ``inference: openvino-bf16 (AMX), ml5 0.52 s at 1280×960`` and, when the
+  such as ``inference: openvino-bf16 (AMX), ml5 0.52 s at 1280x960`` and, when the
   runner serves a slower path than the machine supports, one warning naming the
   reason and the fix. Running it also warms the path (conversion, compilation)
   before the first job. Measured once per Stylizer: later calls (another bot part
@@ -174,7 +174,7 @@ def measure_startup(
     except Exception as exc:
         return StartupProbe(f"inference: not measured ({type(exc).__name__}: {exc})"[:300])
     w, h = PROBE_SIZE
-    line = f"inference: {served} ({hardware_label()}), {family} {seconds:.2f} s at {w}×{h}"
+    line = f"inference: {served} ({hardware_label()}), {family} {seconds:.2f} s at {w}x{h}"
     warning = fallback_warning(served, getattr(runner, "expected", None), paths)
     return StartupProbe(line, warning, served, seconds)
 

@@ -218,7 +218,13 @@ def pip_download(requirement: str, wheel: str, into: Path) -> Path:
     ]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+            command,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=PIP_TIMEOUT_S,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DownloadError(f"pip download {requirement}: {exc}") from None

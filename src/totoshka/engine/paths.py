@@ -53,7 +53,7 @@ def file_lock(path: Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    with path.open("a") as fh:
+    with path.open("a", encoding="utf-8") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield

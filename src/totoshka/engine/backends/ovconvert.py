@@ -310,6 +310,8 @@ def _convert_in_child(job: dict[str, Any], out: Path) -> bool:
                 [sys.executable, "-c", _CHILD_CODE, str(job_file)],
                 capture_output=True,
                 text=True,
+                encoding="utf-8",
+                errors="replace",
                 timeout=CHILD_TIMEOUT_S,
                 env=env,
                 check=False,
