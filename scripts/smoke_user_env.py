@@ -112,7 +112,7 @@ def stylize(env: dict[str, str], shared: Path, work: Path) -> None:
     proc = run([*args, "-o", str(own)], env)
     no_fallback("totoshka stylize --style-image", proc.stderr)
     check_picture(own, (1280, 960))
-    print(f"  stylize: {out.name} and {own.name}, 1280×960, no fallback", flush=True)
+    print(f"  stylize: {out.name} and {own.name}, 1280x960, no fallback", flush=True)
 
 
 def mixed_styles(env: dict[str, str], shared: Path, work: Path) -> None:
@@ -128,7 +128,7 @@ def mixed_styles(env: dict[str, str], shared: Path, work: Path) -> None:
         proc = run([*args, "--style", second, "--mix", "0.3", "-o", str(out)], env)
         no_fallback(f"totoshka stylize --style {first} --style {second}", proc.stderr)
         check_picture(out, (1280, 960))
-    print("  stylize: dumoulin26 pulled through pip; two mixes, 1280×960, no fallback")
+    print("  stylize: dumoulin26 pulled through pip; two mixes, 1280x960, no fallback")
 
 
 def stylize_clip(env: dict[str, str], work: Path) -> None:
@@ -206,14 +206,14 @@ async def chat(url: str, token: str, picture: bytes, clip: bytes) -> None:
         await user.press(picker, wave)
         result = await user.wait_for_message(lambda m: m.photo, timeout=BOT_TIMEOUT_S)
         biggest = result.photo[-1]  # the predicate waited for a photo
-        print(f"  bot: the painting came back, {biggest.width}×{biggest.height}")
+        print(f"  bot: the painting came back, {biggest.width}x{biggest.height}")
         await user.send_video(clip, "clip.mp4")
         picker = await user.wait_for_message(
             lambda m: any(b.text == wave for b in m.buttons), timeout=BOT_TIMEOUT_S
         )
         await user.press(picker, wave)
         painted = await user.wait_for_message(lambda m: m.video, timeout=BOT_TIMEOUT_S)
-        print(f"  bot: the painted video came back, {painted.video.width}×{painted.video.height}")
+        print(f"  bot: the painted video came back, {painted.video.width}x{painted.video.height}")
 
 
 def bot(env: dict[str, str], work: Path, expected: str) -> None:
