@@ -116,21 +116,24 @@ def test_a_bot_on_a_warm_cache_starts_without_torch(
     shared_dir: Path, compiled_cache: Path, tmp_path: Path
 ) -> None:
     """`BotApp`'s warm-up (what `totoshka run` does before its workers start) prints
-    its line and warms the serving IR, and torch is never imported."""
+    its line and warms the serving IR, a gallery preview missing from disk is painted
+    (what /styles does), and torch is never imported."""
     mirror = str(shared_dir / "models")
     startup_probe(stylizer(shared_dir / "models", compiled_cache), ["wave"])  # warms the cache
     script = f"""
-import sys
+import asyncio, sys
 from totoshka.bot.app import BotApp
 from totoshka.config import Settings
 lines = []
 settings = Settings(
     _env_file=None, bot_token="123456:{"A" * 35}", api_url="http://127.0.0.1:9",
     queue_path={str(tmp_path / "jobs.sqlite3")!r}, cache_dir={str(compiled_cache)!r},
-    model_mirror={mirror!r}, data_dir={str(tmp_path / "data")!r},
+    model_mirror={mirror!r}, data_dir={str(tmp_path / "data")!r}, preview_size=256,
 )
 app = BotApp(settings, announce=lines.append)
 app._warm_up()
+app.gallery.path("wave").unlink(missing_ok=True)
+print(asyncio.run(app.gallery.ensure(["wave"])), app.gallery.path("wave").stat().st_size > 0)
 print(lines)
 print("torch" in sys.modules)
 """
@@ -143,6 +146,7 @@ print("torch" in sys.modules)
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    lines, torch_loaded = done.stdout.strip().splitlines()[-2:]
+    previews, lines, torch_loaded = done.stdout.strip().splitlines()[-3:]
+    assert previews == "['wave'] True", done.stderr
     assert re.fullmatch(LINE, eval(lines)[0]), lines
     assert torch_loaded == "False", done.stderr

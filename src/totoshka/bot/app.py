@@ -24,6 +24,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiogram import Dispatcher
@@ -34,6 +35,7 @@ from totoshka.bot import ops, wiring
 from totoshka.bot.gallery import Gallery
 from totoshka.bot.handlers import build_routers
 from totoshka.bot.handlers.commands import register_commands
+from totoshka.bot.job_handler import EnginePainter, engine_of
 from totoshka.bot.logs import setup_logging
 from totoshka.bot.middlewares import PrefsMiddleware, UpdateMetricsMiddleware
 from totoshka.bot.services import Services
@@ -89,9 +91,14 @@ class BotApp:
         self._lines_task: asyncio.Task[None] | None = None
         self.retry = wiring.retry_policy(settings)  # one policy for every Bot API call
         styles = self.engine.offered_styles()
-        self.gallery = Gallery(
-            self.engine.previews_dir(), self.stylizer_factory, styles, settings.preview_size
+        # previews paint as photos do: through `Engine.paint` (no torch where the IR is
+        # cached) when the factory is the engine's own, else through that factory
+        previews: Callable[[], Any] = (
+            partial(EnginePainter, self.engine)
+            if engine_of(self.stylizer_factory) is self.engine
+            else self.stylizer_factory
         )
+        self.gallery = Gallery(self.engine.previews_dir(), previews, styles, settings.preview_size)
         self.services = Services(
             settings=settings,
             texts=self.texts,

@@ -24,6 +24,9 @@ class Gallery:
     The source is a public-domain photograph (NASA's astronaut portrait of Eileen
     Collins, from scikit-image's samples; a 384 px copy ships in this package) so
     the gallery needs no third-party art and shows every style on the same picture.
+    `painter_factory` gives what paints them (its `stylize`, as a Stylizer's: the bot
+    passes the engine's torch-free painter where IRs are cached, so a missing preview
+    does not load torch into a bot that otherwise never needs it).
     Rendering runs in a thread, never in the event loop; Telegram file ids of
     uploaded previews are remembered so later /styles calls resend without
     uploading again.
@@ -32,12 +35,12 @@ class Gallery:
     def __init__(
         self,
         folder: Path,
-        stylizer_factory: Callable[[], Any],
+        painter_factory: Callable[[], Any],
         styles: list[tuple[str, dict[str, str]]],
         size: int = 384,
     ) -> None:
         self.folder = folder
-        self._stylizer_factory = stylizer_factory
+        self._painter_factory = painter_factory
         self.styles = styles
         self.size = size
         self._lock = asyncio.Lock()
@@ -74,11 +77,11 @@ class Gallery:
 
     def _render(self, style_ids: list[str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        stylizer = self._stylizer_factory()
+        painter = self._painter_factory()
         source = self.source_image()
         for sid in style_ids:
             try:
-                image = stylizer.stylize(source, sid, max_side=self.size)
+                image = painter.stylize(source, sid, max_side=self.size)
             except Exception as e:  # a style whose weights are absent has no preview
                 log.warning("no preview for %s: %s", sid, e)
                 continue
