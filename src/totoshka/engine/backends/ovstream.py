@@ -31,8 +31,12 @@ untiled). Here what the network has computed is *kept* between passes instead:
 
 The statistics are the whole picture's, exactly (no estimate: statistics of a
 downscaled copy gave 18–21 dB, see NOTES.md). The only difference from one
-untiled OpenVINO bf16 pass is that stored tensors are rounded to bf16 between
-stages, which OpenVINO bf16 does between its own layers anyway.
+untiled OpenVINO pass is that stored tensors are rounded between stages: to bf16
+where the stages compute in bf16, as OpenVINO bf16 does between its own layers
+anyway, and to float16 where they compute in f32 (CPUs without bf16, where `auto`
+serves openvino-fp32, or the `best` quality): half the bytes of f32 stores, three
+more bits than bf16. A value beyond float16's range makes the picture
+`Unstreamable` (the tiles paint it).
 
 A network whose graph has an operation that mixes pixels beyond a fixed
 neighbourhood (a reduction over the picture, a reshape of its pixels) cannot be
@@ -80,6 +84,8 @@ SPARE_VALUES_PER_STORED = 0.25
 # freeing them band by band holds at most a chunk of each beyond what it still reads.
 CHUNK_ROWS = 8
 MIN_BAND_ROWS = 32
+# float16 stores: a value at or beyond this is out of range (float16's max is 65504)
+F16_LIMIT = 65504.0
 MOMENT_VALUES = 1 << 21  # values of a band's squared deviations held at once (8 MB)
 
 # Operations that only read a fixed neighbourhood of each pixel (or none).
@@ -365,7 +371,7 @@ def _extra_outputs(stage: Stage) -> list[Ref]:
     return [r for r in stage.stores if r != stage.output]
 
 
-def cut(model: Any, stage: Stage, bf16: bool, constants: dict[str, np.ndarray]) -> Any:
+def cut(model: Any, stage: Stage, store: str, constants: dict[str, np.ndarray]) -> Any:
     """The stage's sub-model of a `static_model`: its sources in, its target and
     stores out.
 
@@ -417,17 +423,16 @@ def cut(model: Any, stage: Stage, bf16: bool, constants: dict[str, np.ndarray]) 
     manager = passes.Manager()
     manager.register_pass(passes.ConstantFolding())
     manager.run_passes(sub)
-    if bf16:
-        # stored tensors travel as bf16, as OpenVINO bf16 holds them between layers
-        ppp = ov.preprocess.PrePostProcessor(sub)
-        for i, p in enumerate(used):
-            if p.get_friendly_name().startswith("in-"):
-                ppp.input(i).tensor().set_element_type(ov.Type.bf16)
-        for i in range(len(results)):
-            if i > 0:  # the norm's input leaves as f32: its statistics are summed in f32
-                ppp.output(i).tensor().set_element_type(ov.Type.bf16)
-        sub = ppp.build()
-    return sub
+    # stored tensors travel in the store's type (bf16 or float16), converted by OpenVINO
+    kind = ov.Type.bf16 if store == "bf16" else ov.Type.f16
+    ppp = ov.preprocess.PrePostProcessor(sub)
+    for i, p in enumerate(used):
+        if p.get_friendly_name().startswith("in-"):
+            ppp.input(i).tensor().set_element_type(kind)
+    for i in range(len(results)):
+        if i > 0:  # the norm's input leaves as f32: its statistics are summed in f32
+            ppp.output(i).tensor().set_element_type(kind)
+    return ppp.build()
 
 
 class RowStore:
@@ -518,14 +523,28 @@ class Moments:
         return self.mean.float().numpy(), (self.m2 / self.n).float().numpy()
 
 
-def _stored(rows: np.ndarray, bf16: bool) -> np.ndarray:
-    """A copy of an output's rows to keep: bf16 bits (as int16) where the stage runs
-    in bf16, an f32 target rounded by torch (to nearest even)."""
-    if not bf16:
-        return rows.copy()
-    if rows.dtype == np.float32:
-        return torch.from_numpy(rows).to(torch.bfloat16).contiguous().view(torch.int16).numpy()
-    return rows.view(np.int16).copy()
+def _stored(rows: np.ndarray, store: str) -> np.ndarray:
+    """A copy of an output's rows to keep, in the store's type: bf16 bits (as int16),
+    an f32 target rounded by torch (to nearest even); or float16, checked to be in
+    its range (OpenVINO's conversion saturates, numpy's overflows to inf)."""
+    if store == "bf16":
+        if rows.dtype == np.float32:
+            return torch.from_numpy(rows).to(torch.bfloat16).contiguous().view(torch.int16).numpy()
+        return rows.view(np.int16).copy()
+    with np.errstate(over="ignore"):  # an overflow is caught just below
+        kept = rows.astype(np.float16)  # a copy, also of a float16 output
+    if not float(np.abs(kept).max(initial=0)) < F16_LIMIT:
+        raise Unstreamable("a stored value is beyond float16's range")
+    return kept
+
+
+def computes_bf16(runner: Any) -> bool:
+    """Whether the runner's stages really compute in bf16: its hint asks for it and the
+    CPU has it (OpenVINO silently computes f32 for a bf16 hint on an AVX2 CPU, where
+    bf16 stores would be the one rounding of an otherwise f32 picture)."""
+    if runner.precision != "bf16":
+        return False
+    return "BF16" in runner.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def _trim_heap() -> None:
@@ -597,7 +616,9 @@ class OpenVinoStream:
         dynamic = self.model(net, norms, residue(x))
         style = bound_style(net)
         style_shape = None if style is None else tuple(style.shape)
-        bf16 = self.runner.precision == "bf16"
+        # f32 stores were twice the bytes: a 4000×3000 wave on the fp32 path (AVX2)
+        # peaked at 1435 MB
+        store = "bf16" if computes_bf16(self.runner) else "f16"
         channels = [n.channels for n in norms]
         # sizes per pixel and halos do not depend on the height: plan on a short picture
         ref_rows = min(height, 4 * ALIGN * 16 + height % ALIGN)
@@ -620,7 +641,7 @@ class OpenVinoStream:
                     dynamic,
                     (height, width),
                     (style_shape, channels),
-                    bf16,
+                    store,
                     photo,
                     head,
                     stats,
@@ -637,7 +658,7 @@ class OpenVinoStream:
         dynamic: Any,
         size: tuple[int, int],
         style_shape: tuple[tuple[int, ...] | None, list[int]],
-        bf16: bool,
+        store: str,
         photo: np.ndarray,
         head: np.ndarray | None,
         stats: dict[int, tuple[np.ndarray, np.ndarray]],
@@ -653,7 +674,7 @@ class OpenVinoStream:
         constants = {name: stats[k][i] for name, (k, i) in the_plan.stats.items() if k in stats}
         if the_plan.style is not None:
             constants[the_plan.style] = head
-        sub = cut(static_model(dynamic, (span, width), *style_shape), stage, bf16, constants)
+        sub = cut(static_model(dynamic, (span, width), *style_shape), stage, store, constants)
         compiled = self.runner.core.compile_model(sub, "CPU", self.runner.config)
         request = compiled.create_infer_request()
         t1 = time.perf_counter()
@@ -672,7 +693,7 @@ class OpenVinoStream:
                 elif name.startswith("in-"):
                     _, op, index = name.rsplit("-", 2)
                     ref = (op, int(index))
-                    data = tensor.data.view(np.int16) if bf16 else tensor.data
+                    data = tensor.data.view(np.int16) if store == "bf16" else tensor.data
                     stores[ref].read(a // the_plan.scale[ref], data)
             t2 = time.perf_counter()
             request.infer()
@@ -689,7 +710,7 @@ class OpenVinoStream:
                 if j > 0 or keep_target:
                     rows = out[0, :, lo:hi, :]
                     for c in range(0, rows.shape[1], CHUNK_ROWS):
-                        stores[ref].add(o0 // s + c, _stored(rows[:, c : c + CHUNK_ROWS], bf16))
+                        stores[ref].add(o0 // s + c, _stored(rows[:, c : c + CHUNK_ROWS], store))
             if not last:
                 nxt = layout[b + 1][2]
                 for ref in stage.frees:
