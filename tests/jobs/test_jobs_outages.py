@@ -229,3 +229,37 @@ def test_a_job_stored_without_its_token_gets_one(own_redis: OwnRedis, tmp_path: 
         assert [line.split()[0] for line in lines(tmp_path / "sent.txt")] == ["A-orphan"]
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("own_redis", [True], indirect=True)
+def test_a_checkpoint_waits_out_a_redis_restart(own_redis: OwnRedis) -> None:
+    """A checkpoint records a side effect already done (a photo sent). Written while
+    Redis is away for longer than the client's own retries, it is stored once Redis
+    is back, within the patience a worker gives it (its lease), instead of failing
+    the run, whose retry would send the photo again; past the patience it fails."""
+    import threading
+
+    from totoshka.jobs.redis_store import RedisJobStore
+
+    store = RedisJobStore.from_url(own_redis.url, "totoshka-test:mark")
+    own_redis.stop(signal.SIGTERM)
+    outcome: list[BaseException | None] = []
+
+    def mark() -> None:
+        try:
+            store.mark("job1", "sent", True, patience=120.0)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    writer = threading.Thread(target=mark)
+    writer.start()
+    time.sleep(3.0)  # longer than the client's retries (not a figure: outcomes are checked)
+    assert not outcome, "gave up while Redis was away"
+    own_redis.start()
+    writer.join(timeout=120)
+    assert outcome == [None]
+    assert store.job_state("job1") == {"sent": True}
+    own_redis.stop(signal.SIGTERM)
+    with pytest.raises(redis.ConnectionError):
+        store.mark("job1", "other", 1, patience=0.0)

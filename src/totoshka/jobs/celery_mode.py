@@ -368,7 +368,9 @@ def _token_task(app: Celery, config: CeleryConfig, runtime: _Runtime, lane: str)
                 attempt,
                 job.user_key,
                 checkpoints=job.checkpoints,
-                mark=lambda key, value: loop.run_in_executor(None, store.mark, job_id, key, value),
+                mark=lambda key, value: loop.run_in_executor(
+                    None, store.mark, job_id, key, value, config.lease
+                ),
                 executor=runtime.cpu,
             )
             tally.started(job, attempt)

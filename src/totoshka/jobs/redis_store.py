@@ -45,6 +45,8 @@ from redis.retry import Retry
 from totoshka.jobs.fairness import round_robin_position
 from totoshka.jobs.queue import JobRecord, JobState, TooManyPending
 
+MARK_RETRY_S = 0.25  # between tries of a checkpoint while Redis is away
+
 _TRANSITION = """
 local function transition(P, id, new)
   local key = P .. ':job:' .. id
@@ -459,8 +461,23 @@ class RedisJobStore:
 
     # -- checkpoints --------------------------------------------------------------
 
-    def mark(self, job_id: str, key: str, value: Any) -> None:
-        self.r.hset(self._k("cp", job_id), key, json.dumps(value, ensure_ascii=False))
+    def mark(self, job_id: str, key: str, value: Any, patience: float = 0.0) -> None:
+        """Store a checkpoint, waiting out a Redis outage for up to `patience` seconds.
+
+        A checkpoint records a side effect that has already happened (a photo sent):
+        lost to a restart that outlasts the client's own retries (≈ 1.5 s), the job
+        runs again and sends it twice (seen in CI: one job of nine, Redis restarted
+        mid-run). HSET of the same value is idempotent, so a timeout is retried too.
+        Workers pass their lease: past it the job may be handed on anyway."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.r.hset(self._k("cp", job_id), key, json.dumps(value, ensure_ascii=False))
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(MARK_RETRY_S)
 
     def job_state(self, job_id: str) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.r.hgetall(self._k("cp", job_id)).items()}
