@@ -215,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             times = ", ".join(f"{x['s']:.1f}" for x in runs)
             print(f"| {r} | {times} | {max(x['peak_mb'] for x in runs):.0f} | {db} |")
         if ref is not None and pictures:
-            from totoshka.engine import tiling
+            from totoshka.engine import tile_geometry
 
-            cfg = tiling.TileConfig(tile=512, overlap=64)
-            rws = [b for _, b, _, _ in tiling._axis_tiles(height, cfg)[:-1]][:3]
-            cls = [b for _, b, _, _ in tiling._axis_tiles(width, cfg)[:-1]][:2]
+            cfg = tile_geometry.TileConfig(tile=512, overlap=64)
+            rws = [b for _, b, _, _ in tile_geometry.axis_tiles(height, cfg)[:-1]][:3]
+            cls = [b for _, b, _, _ in tile_geometry.axis_tiles(width, cfg)[:-1]][:2]
             if args.crop_rows:  # e.g. the bands' junctions, which tile junctions miss
                 rws = [int(v) for v in args.crop_rows.split(",")]
             crops(

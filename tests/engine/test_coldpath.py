@@ -246,10 +246,56 @@ def test_another_backend_or_tiles_still_take_torch(warm: dict[str, Any]) -> None
     env = {**warm["env"], "TOTOSHKA_BACKEND": "eager-fp32"}
     seen = run_cli(["stylize", str(warm["photo"]), "--style", "wave", "-o", str(out)], env)
     assert seen["torch"]
-    # a budget too small for the picture untiled: the tiles' statistics need torch
-    small = warm["settings"].model_copy(update={"memory_budget_mb": 335.0})
-    plan = open_engine(small).cold_painter().plan("mosaic", (483, 362))
-    assert plan == "over the memory budget: tiles need torch"
+
+
+# a budget too small for the 483×362 photo untiled: it is painted in bands
+SMALL_BUDGET_MB = 335.0
+
+
+@pytest.mark.parametrize("style", ["wave", "mosaic"])
+def test_big_pictures_paint_in_bands_without_torch_once_the_band_ir_is_made(
+    warm: dict[str, Any], style: str
+) -> None:
+    """Over the memory budget, the first picture of a residue class goes through the
+    torch path, which makes the band IR; the next is painted in bands by `ovbands`
+    without torch, and matches the torch path's bands (mosaic: a style input)."""
+    small = warm["settings"].model_copy(update={"memory_budget_mb": SMALL_BUDGET_MB})
+    cold = open_engine(small).cold_painter()
+    before = cold.plan(style, (483, 362))
+    assert isinstance(before, str) and "no band IR" in before
+    env = {**warm["env"], "TOTOSHKA_MEMORY_BUDGET_MB": str(SMALL_BUDGET_MB)}
+    args = ["stylize", str(warm["photo"]), "--style", style]
+    first = run_cli([*args, "-o", str(warm["tmp"] / f"bands-{style}-1.png")], env)
+    assert first["torch"]
+    after = cold.plan(style, (483, 362))
+    assert isinstance(after, coldpath.ColdPlan) and after.bands
+    again = run_cli([*args, "-o", str(warm["tmp"] / f"bands-{style}-2.png")], env)
+    assert again == {"code": 0, "torch": False, "openvino": True}
+    painted = Image.open(warm["tmp"] / f"bands-{style}-2.png")
+    assert painted.size == (483, 362)
+    assert psnr(painted, Image.open(warm["tmp"] / f"bands-{style}-1.png")) >= FLOOR_DB
+    # and the untiled picture, as the bands' exact statistics promise
+    assert psnr(painted, torch_path(warm, style)) >= FLOOR_DB
+
+
+def test_cold_bands_cross_band_borders_and_keep_the_options(
+    warm: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small bands (several per stage) on the uint8 photo, strength and colours too:
+    the untiled torch picture, to ≥ 40 dB."""
+    from totoshka.engine.backends import ovbands
+
+    small = warm["settings"].model_copy(update={"memory_budget_mb": SMALL_BUDGET_MB})
+    engine = open_engine(small)
+    photo = load_image(warm["photo"], max_side=1280)
+    engine.stylizer().stylize(photo, "wave")  # the torch path's bands: the band IR, once
+    monkeypatch.setattr(ovbands, "TORCH_FREE_BAND_VALUES", 200_000)  # several bands a stage
+    cold = engine.cold_painter()
+    options = {"strength": 0.7, "preserve_colors": True}
+    painted = cold.stylize(photo, "wave", **options)
+    assert painted is not None, cold.last_reason
+    assert cold.last_path is not None
+    assert psnr(painted, torch_path(warm, "wave", **options)) >= FLOOR_DB
 
 
 def test_a_new_residue_takes_torch_once(warm: dict[str, Any]) -> None:

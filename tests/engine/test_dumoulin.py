@@ -27,7 +27,7 @@ from torch import Tensor
 from typer.testing import CliRunner
 
 from totoshka.cli.main import app
-from totoshka.engine import tiling
+from totoshka.engine import tile_geometry, tiling
 from totoshka.engine.backends import select_runner
 from totoshka.engine.backends.quality import psnr
 from totoshka.engine.catalog import Model, load_builtin_catalog
@@ -418,7 +418,7 @@ def test_tiling_paints_what_one_pass_paints(
     eager = select_runner("eager-fp32")
     x = photo("venice-boat.jpg", 257, 385)  # 3 x 4 tiles of 128: 17 borders crossed
     with torch.inference_mode():
-        tiled = tiling.stylize_tiled(bound, x, tiling.TileConfig(tile=128, overlap=32))
+        tiled = tiling.stylize_tiled(bound, x, tile_geometry.TileConfig(tile=128, overlap=32))
     assert tiled.shape == x.shape
     assert psnr(tiled, eager.run(bound, x)) >= TILING_FLOOR_DB
     # the runner tiles on its own under a small memory budget (its 512-pixel tiles)

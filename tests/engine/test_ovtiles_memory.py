@@ -17,25 +17,25 @@ import pytest
 import torch
 from torch import nn
 
-from totoshka.engine import tiling
+from totoshka.engine import tile_geometry
 
 pytest.importorskip("openvino")
 
-CFG = tiling.TileConfig(tile=64, overlap=32)
+CFG = tile_geometry.TileConfig(tile=64, overlap=32)
 
 # A fresh process: a cold tile IR made through the child leaves torch.export out of it.
 COLD_RUN = """
 import json, sys
 from pathlib import Path
 import torch
-from totoshka.engine import tiling
+from totoshka.engine import tile_geometry
 from totoshka.engine.backends import openvino as ovb
 from totoshka.engine.models.ml5 import load_ml5
 
 net = load_ml5(sys.argv[1]).eval()
 x = torch.rand(1, 3, 150, 170) * 255
 runner = ovb.OpenVinoRunner("bf16", cache_dir=Path(sys.argv[2]), max_pixels=None)
-y = runner.tiles().stylize(net, x, tiling.TileConfig(tile=64, overlap=32))
+y = runner.tiles().stylize(net, x, tile_geometry.TileConfig(tile=64, overlap=32))
 print(json.dumps({
     "conversions": ovb.conversions,
     "dynamo": "torch._dynamo" in sys.modules,

@@ -1,4 +1,4 @@
-"""Big photos streamed stage by stage in bands (`backends/ovstream.py`).
+"""Big photos streamed stage by stage in bands (`backends/ovbands.py`, fed by `ovstream.py`).
 
 The bands are forced small (`BAND_VALUES`) so a 257×331 photo crosses several band
 borders in every stage and stored chunks are freed while later bands still read
@@ -46,9 +46,9 @@ def nets(shared_dir: Path) -> dict[str, nn.Module]:
 
 @pytest.fixture
 def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
-    from totoshka.engine.backends import ovstream
+    from totoshka.engine.backends import ovbands
 
-    monkeypatch.setattr(ovstream, "BAND_VALUES", 200_000)  # ≈ 8 bands per stage here
+    monkeypatch.setattr(ovbands, "BAND_VALUES", 200_000)  # ≈ 8 bands per stage here
 
 
 def untiled(net: nn.Module, x: Tensor) -> Tensor:
@@ -69,7 +69,7 @@ def test_bands_paint_the_untiled_picture(
     tmp_path_factory: pytest.TempPathFactory,
     small_bands: None,
 ) -> None:
-    from totoshka.engine.backends import ovstream
+    from totoshka.engine.backends import ovbands
     from totoshka.engine.backends.openvino import OpenVinoRunner
 
     net = nets[family]
@@ -81,14 +81,14 @@ def test_bands_paint_the_untiled_picture(
     assert y.shape == picture.shape
     ref = untiled(net, picture)
     assert psnr(y, ref) >= floor
-    if ovstream.computes_bf16(runner):
+    if ovbands.computes_bf16(runner.core, runner.precision):
         # as close as one untiled OpenVINO bf16 pass, give or take 3 dB
         assert psnr(y, ref) >= psnr(runner.run(net, picture), ref) - 3.0
     else:  # f32 stages (an f32 hint, or a CPU without bf16): float16 stores, one rounding
         assert psnr(y, ref) >= 70.0
     # stored between stages: at most the plan's bound, 2 bytes a value (bf16 where the
     # stages compute in bf16, float16 where in f32)
-    bound = ovstream.STORE_VALUES_PER_PIXEL * 2 * picture.shape[-2] * picture.shape[-1]
+    bound = ovbands.STORE_VALUES_PER_PIXEL * 2 * picture.shape[-2] * picture.shape[-1]
     assert 0 < stream.peak_store_bytes <= 2 * bound
 
 
@@ -97,15 +97,15 @@ def test_the_plan_stores_quarter_maps_and_recomputes_full_ones(
 ) -> None:
     """ml5: 16 norms + the picture; no full-resolution 32-channel map is ever stored,
     and the residual blocks each start from the stage before (one conv per stage)."""
-    from totoshka.engine.backends import ovstream
+    from totoshka.engine.backends import ovbands
     from totoshka.engine.backends.openvino import OpenVinoRunner
 
     net = nets["ml5"]
     runner = OpenVinoRunner("bf16", cache_dir=tmp_path_factory.getbasetemp() / "stream-cache")
     norms = runner.tiles().norms(net, picture)
     dynamic = runner.stream().model(net, norms, (1, 3))
-    model = ovstream.static_model(dynamic, (257, 331), None, [n.channels for n in norms])
-    plan = ovstream.plan(model, styled=False)
+    model = ovbands.static_model(dynamic, (257, 331), None, [n.channels for n in norms])
+    plan = ovbands.plan(model, styled=False)
     assert [s.target for s in plan.stages] == [*range(1, 17), 0]
     stored_after = {s.target: s.stores for s in plan.stages if s.stores}
     assert set(range(4, 14)) <= set(stored_after)  # every residual stage stores its output
@@ -120,12 +120,12 @@ def test_the_plan_stores_quarter_maps_and_recomputes_full_ones(
 def test_moments_of_strided_bands_match_the_whole_map(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bands are the owned rows of an output (not contiguous), summed a few channels
     at a time: the same mean and variance as the whole map at once."""
-    from totoshka.engine.backends import ovstream
+    from totoshka.engine.backends import ovbands
 
-    monkeypatch.setattr(ovstream, "MOMENT_VALUES", 1000)  # several channel groups
+    monkeypatch.setattr(ovbands, "MOMENT_VALUES", 1000)  # several channel groups
     gen = torch.Generator().manual_seed(0)
     whole = (torch.randn(1, 6, 40, 37, generator=gen) * 3 + 5).numpy()
-    acc = ovstream.Moments()
+    acc = ovbands.Moments()
     for r0, r1 in [(0, 7), (7, 25), (25, 40)]:
         acc.add(whole[0, :, r0:r1, :])
     mean, var = acc.result()
@@ -134,32 +134,37 @@ def test_moments_of_strided_bands_match_the_whole_map(monkeypatch: pytest.Monkey
     np.testing.assert_allclose(var, var_ref.numpy(), rtol=1e-5)
 
 
-def test_a_stored_target_keeps_the_bf16_of_its_f32_values() -> None:
-    from totoshka.engine.backends import ovstream
+def test_stored_rows_are_compact_copies_in_the_stores_type() -> None:
+    """OpenVINO writes the stores' outputs in the store's type (a kept norm input a
+    second time, beside its f32 copy for the statistics); a band's rows of them are
+    strided, and what is kept is a compact copy that later bands cannot overwrite."""
+    from totoshka.engine.backends import ovbands
 
-    rows = (torch.randn(4, 9, 11) * 10).numpy()[:, 2:7]  # strided, as a band's rows
-    kept = ovstream._stored(rows, "bf16")
-    assert kept.dtype == np.int16 and kept.shape == rows.shape
-    back = torch.from_numpy(kept.copy()).view(torch.bfloat16).float().numpy()
-    np.testing.assert_allclose(back, rows, rtol=2**-8)
-    half = ovstream._stored(rows, "f16")
-    assert half.dtype == np.float16 and half.shape == rows.shape
-    np.testing.assert_allclose(half.astype(np.float32), rows, rtol=2**-11)
+    values = torch.randn(4, 9, 11) * 10
+    bf16 = values.to(torch.bfloat16).view(torch.int16).numpy()[:, 2:7]  # strided rows
+    kept = ovbands._stored(bf16, "bf16")
+    assert kept.dtype == np.int16 and kept.flags.c_contiguous
+    np.testing.assert_array_equal(kept, bf16)
+    assert not np.shares_memory(kept, bf16)
+    half = values.numpy().astype(np.float16)[:, 2:7]
+    kept16 = ovbands._stored(half, "f16")
+    assert kept16.dtype == np.float16 and kept16.flags.c_contiguous
+    np.testing.assert_array_equal(kept16, half)
 
 
 def test_a_value_beyond_float16_is_not_stored_but_painted_in_tiles() -> None:
-    """f32 stages store float16: a value it cannot hold (65504 and up, or one that
-    OpenVINO's conversion saturated to its maximum) stops the bands, whose caller
-    then paints the picture in tiles, rather than storing an infinity."""
-    from totoshka.engine.backends import ovstream
+    """f32 stages store float16: a value it cannot hold (OpenVINO's conversion
+    saturates it to float16's maximum, 65504) stops the bands, whose caller then
+    paints the picture in tiles, rather than storing a wrong value."""
+    from totoshka.engine.backends import ovbands
 
-    rows = np.ones((2, 8, 5), np.float32)
-    rows[1, 3, 2] = 70_000.0
-    with pytest.raises(ovstream.Unstreamable):
-        ovstream._stored(rows, "f16")
-    with pytest.raises(ovstream.Unstreamable):
-        ovstream._stored(np.full((1, 2, 3), 65504, np.float16), "f16")
-    assert ovstream._stored(rows, "bf16").shape == rows.shape  # bf16 has f32's range
+    rows = np.ones((2, 8, 5), np.float16)
+    rows[1, 3, 2] = 65504
+    with pytest.raises(ovbands.Unstreamable):
+        ovbands._stored(rows, "f16")
+    with pytest.raises(ovbands.Unstreamable):
+        ovbands._stored(-rows, "f16")
+    assert ovbands._stored(rows[:, :2], "f16").shape == (2, 2, 5)
 
 
 def test_runner_streams_pictures_over_its_budget(

@@ -14,16 +14,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from totoshka.engine import tiling
+from totoshka.engine import tile_geometry, tiling
 from totoshka.engine.backends.eager import EagerRunner
 from totoshka.engine.backends.quality import psnr
 from totoshka.engine.models.layers import StatsAccumulator, StatsTape, record_stats
 
-CFG = tiling.TileConfig(tile=64, overlap=32)  # 3×4 tiles on 193×257: 17 borders crossed
+CFG = tile_geometry.TileConfig(tile=64, overlap=32)  # 3×4 tiles on 193×257: 17 borders crossed
 # Per-tile statistics over 128-pixel tiles that own ≈ 60 pixels come out close to
 # their neighbours' (seam ratio 1.8); with 16 pixels of context the tiles are 96 px
 # and the naive way shows its steps plainly (4.7; the untiled picture 1.4).
-NAIVE_CFG = tiling.TileConfig(tile=64, overlap=16)
+NAIVE_CFG = tile_geometry.TileConfig(tile=64, overlap=16)
 MIN_PSNR_DB = 35.0
 MAX_SEAM_RATIO = 2.0
 
@@ -39,12 +39,12 @@ def untiled(net: nn.Module, x: Tensor) -> Tensor:
 
 
 def stylize_naive_tiles(
-    net: nn.Module, x: Tensor, cfg: tiling.TileConfig | None = None, *, blend: bool = False
+    net: nn.Module, x: Tensor, cfg: tile_geometry.TileConfig | None = None, *, blend: bool = False
 ) -> Tensor:
     """Per-tile statistics, the broken way: kept to prove the seam metric catches it."""
-    cfg = cfg or tiling.TileConfig()
+    cfg = cfg or tile_geometry.TileConfig()
     height, width = x.shape[-2:]
-    rows, cols = tiling._axis_tiles(height, cfg), tiling._axis_tiles(width, cfg)
+    rows, cols = tile_geometry.axis_tiles(height, cfg), tile_geometry.axis_tiles(width, cfg)
     out = torch.zeros(1, 3, height, width)
     half = cfg.overlap // 2 if blend else 0
     with torch.inference_mode():
@@ -56,13 +56,13 @@ def stylize_naive_tiles(
     return out
 
 
-def tile_boundaries(size: int, cfg: tiling.TileConfig | None = None) -> list[int]:
+def tile_boundaries(size: int, cfg: tile_geometry.TileConfig | None = None) -> list[int]:
     """Where one tile's owned part ends and the next begins (for seam metrics)."""
-    cfg = cfg or tiling.TileConfig()
-    return [b for _, b, _, _ in tiling._axis_tiles(size, cfg)[:-1]]
+    cfg = cfg or tile_geometry.TileConfig()
+    return [b for _, b, _, _ in tile_geometry.axis_tiles(size, cfg)[:-1]]
 
 
-def seam_ratio(y: Tensor, cfg: tiling.TileConfig | None = None) -> float:
+def seam_ratio(y: Tensor, cfg: tile_geometry.TileConfig | None = None) -> float:
     """How much stronger the picture's steps are across tile borders than anywhere else.
 
     For each border, the mean absolute difference between the two pixel rows (or
@@ -71,7 +71,7 @@ def seam_ratio(y: Tensor, cfg: tiling.TileConfig | None = None) -> float:
     seamless picture gives about 1 (borders are like any other place); per-tile
     normalisation puts a step in tone on each border and gives several times that.
     """
-    cfg = cfg or tiling.TileConfig()
+    cfg = cfg or tile_geometry.TileConfig()
     y = y.double()
     worst = 0.0
     for axis, size in ((-2, y.shape[-2]), (-1, y.shape[-1])):
@@ -186,10 +186,10 @@ def test_openvino_tiles_match_untiled(
 def test_fixed_tile_geometry() -> None:
     """Every tile of a side has one length ≡ side (mod 4), starts on a multiple of 4,
     and its owned part keeps at least `overlap` − align of context inside the tile."""
-    cfg = tiling.TileConfig(tile=512, overlap=64)
+    cfg = tile_geometry.TileConfig(tile=512, overlap=64)
     for size in (3000, 4000, 2561, 1923, 700, 640, 641):
-        tiles = tiling._axis_tiles(size, cfg)
-        span = tiling.tile_span(size, cfg)
+        tiles = tile_geometry.axis_tiles(size, cfg)
+        span = tile_geometry.tile_span(size, cfg)
         assert tiles[0][0] == 0 and tiles[-1][1] == size
         for (a, b, s, e), nxt in zip(tiles, [*tiles[1:], None], strict=True):
             assert e - s == span and span % 4 == size % 4 and s % 4 == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from totoshka.engine import tiling
+from totoshka.engine import tile_geometry, tiling
 from totoshka.engine.backends.limits import (
     BASELINE_MB,
     BUDGET,
@@ -47,7 +47,7 @@ def run_untiled_or_tiled(
     x: Tensor,
     forward: tiling.TileForward,
     max_pixels: int | None,
-    tile_cfg: tiling.TileConfig | None = None,
+    tile_cfg: tile_geometry.TileConfig | None = None,
 ) -> Tensor:
     """One pass for ordinary pictures, tiles (exact statistics) for big ones."""
     with torch.inference_mode():

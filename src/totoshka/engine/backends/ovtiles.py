@@ -6,7 +6,7 @@ picture norm by norm and then replays them; in eager PyTorch that is ≈ 500 s a
 
 - one `torch.export` per model and tile shape of a wrapper whose norms take
   (mean, var) from *inputs* (`ovconvert.StatsAsInputs`) and which returns the picture and
-  every norm's input; tiles all have one static shape (`tiling.tile_span`: edge
+  every norm's input; tiles all have one static shape (`tile_geometry.tile_span`: edge
   tiles are shifted inwards, not cut), so the IR is static and is cached on disk
   next to the untiled variants (`ovconvert.export_tiles`, made the runner's way:
   in a short-lived child process, so the export's leftovers do not stay in this one);
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from totoshka.engine import tiling
+from totoshka.engine import tile_geometry, tiling
 from totoshka.engine.backends.ovconvert import bound_style
 from totoshka.engine.models.layers import StatsAccumulator, StatsTape
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # pixels). Bigger tiles waste less on overlaps but one OpenVINO request's peak grows
 # with the tile: measured ≈ 285 MB over the baseline at 640², 390 MB at 768², 580 MB at
 # 1024²; with the picture in and out (288 MB at 12 MP) only 640² stays under 1 GB.
-DEFAULT_CFG = tiling.TileConfig(tile=512, overlap=64)
+DEFAULT_CFG = tile_geometry.TileConfig(tile=512, overlap=64)
 FORMAT_VERSION = "1"
 KEEP_MODELS = 4  # IRs (model × tile shape) kept in memory
 
@@ -125,14 +125,16 @@ class OpenVinoTiles:
         return self.runner.core.compile_model(sub, "CPU", self.runner.config)
 
     # ------------------------------------------------------------------------------
-    def stylize(self, net: nn.Module, x: Tensor, cfg: tiling.TileConfig | None = None) -> Tensor:
+    def stylize(
+        self, net: nn.Module, x: Tensor, cfg: tile_geometry.TileConfig | None = None
+    ) -> Tensor:
         """Like `tiling.stylize_tiled`, every pass through OpenVINO."""
         cfg = cfg or DEFAULT_CFG
         if x.shape[0] != 1:
             raise ValueError("tiles take one picture at a time")
-        tiling.limit_heap_growth()
+        tile_geometry.limit_heap_growth()
         height, width = x.shape[-2:]
-        shape = (tiling.tile_span(height, cfg), tiling.tile_span(width, cfg))
+        shape = (tile_geometry.tile_span(height, cfg), tile_geometry.tile_span(width, cfg))
         norms = self.norms(net, x)
         full = self.model(net, norms, shape)
         style = bound_style(net)
@@ -163,7 +165,10 @@ class OpenVinoTiles:
                     acc.add(norm, crop(_bf16(request.get_output_tensor(0).data)))
                 del request, compiled
                 tape.stats[norm] = acc.tape().stats[norm]
-            rows_t, cols_t = tiling._axis_tiles(height, cfg), tiling._axis_tiles(width, cfg)
+            rows_t, cols_t = (
+                tile_geometry.axis_tiles(height, cfg),
+                tile_geometry.axis_tiles(width, cfg),
+            )
             result = torch.zeros(1, 3, height, width, dtype=torch.float32)
             half = cfg.overlap // 4
             compiled = self.compile(full, 0)
