@@ -321,6 +321,19 @@ class ColdPainter:
         return "eager fp32 serves"
 
     # -- painting ---------------------------------------------------------------------
+    def _ov_core(self) -> Any:
+        import openvino as ov
+
+        with self._lock:
+            if self._core is None:
+                self._core = ov.Core()
+            return self._core
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        """A torn IR, an OpenVINO failure: said, and the torch path mends it."""
+        self.last_reason = f"OpenVINO failed: {type(exc).__name__}: {exc}"[:300]
+        log.warning("cached %s not served (%s); painting through torch", what, self.last_reason)
+
     def _compiled_model(
         self, xml: Path, precision: str, shape: tuple[int, ...], *, predictor: bool = False
     ) -> Any:
@@ -337,9 +350,7 @@ class ColdPainter:
             if found is not None:
                 kept.move_to_end(key)
                 return found
-            if self._core is None:
-                self._core = ov.Core()
-            core = self._core
+        core = self._ov_core()
         model = core.read_model(str(xml))
         model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
@@ -393,9 +404,8 @@ class ColdPainter:
             out = request.infer(inputs, share_inputs=True)[0]
             painting = np.array(out, dtype=np.float32, copy=True)
             del request, inputs, x, out  # OpenVINO's buffers go back before the arithmetic
-        except Exception as exc:  # a torn IR, an OpenVINO failure: the torch path mends it
-            self.last_reason = f"OpenVINO failed: {type(exc).__name__}: {exc}"[:300]
-            log.warning("cached IR not served (%s); painting through torch", self.last_reason)
+        except Exception as exc:
+            self._failed(exc, "IR")
             return None
         self.last_reason = None
         self.last_path = plan.path
@@ -407,12 +417,7 @@ class ColdPainter:
     ) -> Image.Image | None:
         """A picture over the memory budget, in bands (`ovbands`), as the torch path's
         OpenVINO runner paints it; None where the torch path must (its tiles)."""
-        import openvino as ov
-
-        with self._lock:
-            if self._core is None:
-                self._core = ov.Core()
-            core = self._core
+        core = self._ov_core()
         config = {"INFERENCE_PRECISION_HINT": plan.precision, "PERFORMANCE_HINT": "LATENCY"}
         photo = np.asarray(picture)  # uint8, read band by band: 1/4 of a float32 copy
         res = (picture.height % limits.ALIGN, picture.width % limits.ALIGN)
@@ -435,9 +440,8 @@ class ColdPainter:
             self.last_reason = f"bands cannot cut this network: {exc}"
             log.info("torch path for a big picture: %s", self.last_reason)
             return None
-        except Exception as exc:  # a torn IR, an OpenVINO failure: the torch path mends it
-            self.last_reason = f"OpenVINO failed: {type(exc).__name__}: {exc}"[:300]
-            log.warning("cached band IR not served (%s); painting through torch", self.last_reason)
+        except Exception as exc:
+            self._failed(exc, "band IR")
             return None
         self.last_reason = None
         self.last_path = plan.path

@@ -80,9 +80,10 @@ STORE_VALUES_PER_PIXEL = 16.0
 # ≈ 2.5–5 bytes resident per value counted here, OpenVINO's own buffers included).
 BAND_VALUES = 20_000_000
 # ... in a process without torch (`coldpath`): the ≈ 230 MB torch holds go to taller
-# bands. 4000×3000 wave through `totoshka stylize`, same session: 20 M values gave
-# 43.9 s at 780 MB of peak RSS, 40 M 36.0 s at 851 MB (the torch path: 39.0 s, 1076 MB).
-TORCH_FREE_BAND_VALUES = 40_000_000
+# bands (fewer halo rows). 4000×3000 wave through `totoshka stylize`, AVX512-BF16:
+# 20 M values 780 MB of peak RSS, 40 M 851 MB, 60 M 926 MB, 36–44 s down to 31–35 s
+# (benchmarks/results/tiling-12mp.md).
+TORCH_FREE_BAND_VALUES = 60_000_000
 # A stage holding less than the stores' bound spends what is left of it on taller
 # bands (fewer halo rows): this many working values per stored value not held.
 SPARE_VALUES_PER_STORED = 0.25
