@@ -115,6 +115,15 @@ def test_the_plan_stores_quarter_maps_and_recomputes_full_ones(
     # past the first upsampling the full-resolution stages hold the quarter map it
     # reads (8 values per pixel), not its 64-channel half-resolution output (16)
     assert [s.held for s in plan.stages if s.target in (15, 16)] == [8.0, 8.0]
+    # the torch-free bands (taller) hold the upsampled half-resolution map instead, and
+    # the full-resolution stages start from it: nothing upsampled twice
+    held = ovbands.plan(model, styled=False, recompute_upsampling=False)
+    by_target = {s.target: s for s in held.stages}
+    kept = by_target[14].stores
+    assert kept and all(held.scale[r] == 2 for r in kept)
+    assert by_target[15].sources == kept and by_target[16].sources == kept
+    assert [by_target[k].held for k in (15, 16)] == [16.0, 16.0]
+    assert all(s.halo <= 32 for s in held.stages)
 
 
 def test_moments_of_strided_bands_match_the_whole_map(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -434,6 +434,7 @@ class ColdPainter:
                 plan.style,
                 channels,
                 ovbands.TORCH_FREE_BAND_VALUES,
+                recompute_upsampling=False,
             )
             del model, photo
         except ovbands.Unstreamable as exc:
