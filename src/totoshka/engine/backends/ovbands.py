@@ -277,7 +277,7 @@ def plan(
     it reads and recompute it (half the stored bytes there, spent on taller bands),
     rather than hold its output. Worth it for short bands (a process with torch,
     `BAND_VALUES`); with the taller torch-free bands the recomputation costs more
-    than the halo rows saved: 4000×3000 wave, stages 15–16 7.6 s recomputing, 5.0 s
+    than the halo rows saved: 4000×3000 wave, stages 15–16 8.3 s recomputing, 5.7 s
     holding, at the same peak RSS (both ways ≈ 1 GB and less).
     """
     params = model.get_parameters()
