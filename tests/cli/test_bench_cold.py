@@ -34,6 +34,23 @@ def test_a_failing_child_is_an_error_with_its_last_line() -> None:
         raise AssertionError("a failing child was measured")
 
 
+def test_ours_and_the_peers_write_the_same_format(tmp_path: Path) -> None:
+    """Like for like: an output format costs its encoding, so both sides write JPEG."""
+    from PIL import Image
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(photo)
+    painting = tmp_path / "painting.jpg"
+    Image.new("RGB", (64, 64), (200, 20, 20)).save(painting)
+    found = bench_cold.commands(
+        ["ml5", "magenta"], "wave", photo, painting, tmp_path, mirror=None, peer=True
+    )
+    assert {c.who for c in found} == {bench_cold.OURS, bench_cold.PEER}
+    for command in found:
+        outputs = [command.argv[i + 1] for i, a in enumerate(command.argv) if a == "-o"]
+        assert len(outputs) == 1 and outputs[0].endswith(".jpg"), command.argv
+
+
 def test_bench_prints_cold_rows_beside_the_steady_state(
     mirror_env: Path, shared_dir: Path, tmp_path: Path
 ) -> None:
