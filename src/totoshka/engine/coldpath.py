@@ -58,7 +58,7 @@ import numpy as np
 from PIL import Image
 
 from totoshka.engine import own_style, vector_cache
-from totoshka.engine.backends import hardware, limits, ovbands, verdicts
+from totoshka.engine.backends import hardware, limits, ovbands, ovint8, verdicts
 from totoshka.engine.backends.ovsources import (
     FORMAT_VERSION,
     SourceIndex,
@@ -79,8 +79,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# the OpenVINO paths and the precision hint their runner compiles with
-PRECISIONS = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}
+# the OpenVINO paths and the precision hint their runner compiles with ("int8": the
+# plan's convolutions in int8, the rest in `ovint8.float_precision`)
+PRECISIONS = {"openvino-bf16": "bf16", "openvino-fp32": "f32", "openvino-int8": "int8"}
 # Compiled (IR, shape) pairs kept. A model compiled for a static shape keeps the
 # memory of its pass (≈ 200 MB for Magenta at 1280×960, measured: 360, 588, 736,
 # 925 MB of RSS after four sizes), so pictures keep 2 (a CLI run repaints a size or
@@ -138,6 +139,7 @@ class ColdPlan:
     xml: Path
     style: np.ndarray | None
     bands: bool = False  # over the memory budget: `xml` is the stream IR, painted in bands
+    int8: Path | None = None  # `ovint8.Int8Plan` file: its convolutions run in int8
 
 
 def _photo(picture: Image.Image) -> np.ndarray:
@@ -301,7 +303,15 @@ class ColdPainter:
         chosen = names[0] if self.backend in PRECISIONS else self._choose(names, entry, res)
         if chosen not in PRECISIONS:
             return chosen
-        return ColdPlan(chosen, PRECISIONS[chosen], xml, style_in, bands)
+        precision = PRECISIONS[chosen]
+        int8_plan = None
+        if precision == "int8":
+            precision = ovint8.float_precision(hardware.cpu_info())
+            if not bands:  # bands paint in float, as the torch path's runner does
+                int8_plan = xml.parent / ovint8.plan_file(ovint8.half_weights(hardware.cpu_info()))
+                if not int8_plan.is_file():
+                    return f"model {model.id}: no int8 plan calibrated yet"
+        return ColdPlan(chosen, precision, xml, style_in, bands, int8_plan)
 
     def _choose(self, names: list[str], entry: dict[str, Any], res: tuple[int, int]) -> str:
         """`AutoRunner.choose` over stored verdicts: the first path that passes, or why
@@ -335,13 +345,20 @@ class ColdPainter:
         log.warning("cached %s not served (%s); painting through torch", what, self.last_reason)
 
     def _compiled_model(
-        self, xml: Path, precision: str, shape: tuple[int, ...], *, predictor: bool = False
+        self,
+        xml: Path,
+        precision: str,
+        shape: tuple[int, ...],
+        *,
+        predictor: bool = False,
+        int8: Path | None = None,
     ) -> Any:
         """The IR compiled for exactly `shape`: a static plan of OpenVINO's memory,
-        kept in the pictures' LRU or (`predictor`) the predictor's."""
+        kept in the pictures' LRU or (`predictor`) the predictor's; with `int8` (a
+        plan file), quantized by that plan first (`ovint8`: int8 needs static sides)."""
         import openvino as ov
 
-        key = (xml, shape, precision)
+        key = (xml, shape, precision if int8 is None else f"int8+{precision}")
         kept, keep = (
             (self._predictors, KEEP_PREDICTOR) if predictor else (self._compiled, KEEP_COMPILED)
         )
@@ -353,6 +370,11 @@ class ColdPainter:
         core = self._ov_core()
         model = core.read_model(str(xml))
         model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
+        if int8 is not None:
+            plan = ovint8.Int8Plan.load(int8)
+            if plan is None:
+                raise RuntimeError(f"int8 plan {int8.name} unreadable")
+            ovint8.quantize(model, plan)
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         blobs = self.compiled_dir / "openvino" / "blobs"
         try:
@@ -398,7 +420,7 @@ class ColdPainter:
         try:
             x = _photo(picture)
             inputs = [x] if plan.style is None else [x, plan.style]
-            compiled = self._compiled_model(plan.xml, plan.precision, x.shape)
+            compiled = self._compiled_model(plan.xml, plan.precision, x.shape, int8=plan.int8)
             request = compiled.create_infer_request()
             # the input is read in place (no second 15 MB copy); the output is copied
             out = request.infer(inputs, share_inputs=True)[0]
@@ -468,7 +490,8 @@ class ColdPainter:
         w, h = size
         x = np.full((1, 3, h, w), 128.0, dtype=np.float32)
         inputs = [x] if plan.style is None else [x, plan.style]
-        request = self._compiled_model(plan.xml, plan.precision, x.shape).create_infer_request()
+        compiled = self._compiled_model(plan.xml, plan.precision, x.shape, int8=plan.int8)
+        request = compiled.create_infer_request()
         request.infer(inputs, share_inputs=True)
         del request
         return f"{plan.xml.parent.name}/{plan.xml.name}"
@@ -509,7 +532,7 @@ class ColdPainter:
         """`_compiled_model` ahead of time; a failure is met again, and reported, when
         `stylize` compiles it for real."""
         try:
-            self._compiled_model(plan.xml, plan.precision, shape)
+            self._compiled_model(plan.xml, plan.precision, shape, int8=plan.int8)
         except Exception:
             log.debug("early compile of %s failed", plan.xml, exc_info=True)
 

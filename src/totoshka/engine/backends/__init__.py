@@ -10,7 +10,9 @@ Names (`select_runner(name)`, `totoshka bench --paths`, the Stylizer's `backend`
 - ``best``: the same with a 50 dB floor;
 - ``eager`` / ``fp32`` / ``eager-fp32``: the reference;
 - ``torch-bf16``, ``openvino-bf16``, ``openvino-fp32``, ``cuda`` (fp16), ``cuda-bf16``,
-  ``cuda-fp32``: one path, no floor (for benchmarks and tests).
+  ``cuda-fp32``: one path, no floor (for benchmarks and tests);
+- ``openvino-int8``: int8 convolutions (`openvino_int8`), opt-in: `auto` does not
+  pick it yet.
 
 Nothing here imports OpenVINO or touches CUDA until a path that needs it is chosen.
 What a runner needs from the operator's settings (the memory budget, where converted
@@ -39,6 +41,7 @@ PATHS = (
     "torch-bf16",
     "openvino-bf16",
     "openvino-fp32",
+    "openvino-int8",
     "cuda",
     "cuda-bf16",
     "cuda-fp32",
@@ -75,6 +78,14 @@ def _single(
 
         return OpenVinoRunner(
             "bf16" if name.endswith("bf16") else "f32",
+            cache_dir=compiled_dir,
+            max_pixels=pixel_limit(OPENVINO_BYTES_PER_PIXEL, memory_budget_mb),
+            convert_in_process=convert_in_process,
+        )
+    if name == "openvino-int8":
+        from totoshka.engine.backends.openvino_int8 import OpenVinoInt8Runner
+
+        return OpenVinoInt8Runner(
             cache_dir=compiled_dir,
             max_pixels=pixel_limit(OPENVINO_BYTES_PER_PIXEL, memory_budget_mb),
             convert_in_process=convert_in_process,

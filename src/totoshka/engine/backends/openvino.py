@@ -230,6 +230,17 @@ class OpenVinoRunner:
             self._compiled[key] = compiled
         return compiled
 
+    def compiled_for(self, net: nn.Module, x: Tensor) -> Any:
+        """The compiled model that paints `x` (one per residue class here; the int8
+        runner compiles one per size)."""
+        return self.compiled(net, residue(x))
+
+    @staticmethod
+    def extra_inputs(net: nn.Module) -> list[Any]:
+        """The model's inputs after the picture: a bound style vector, if any."""
+        style = bound_style(net)
+        return [] if style is None else [style.detach().contiguous().numpy()]
+
     # -- Runner ----------------------------------------------------------------------
     def variant(self, x: Tensor) -> tuple[int, int]:
         return residue(x)
@@ -273,12 +284,8 @@ class OpenVinoRunner:
             # tiny pictures are under every export's minimum side
             forward = tiling.bf16_forward if cpu_info().fast_bf16 else tiling.eager_forward
             return run_untiled_or_tiled(net, x, forward, self.max_pixels).clamp(0, 255)
-        request = self.compiled(net, residue(x)).create_infer_request()
-        inputs = [x.detach().contiguous().numpy()]
-        style = bound_style(net)
-        if style is not None:
-            inputs.append(style.detach().contiguous().numpy())
-        out = request.infer(inputs)
+        request = self.compiled_for(net, x).create_infer_request()
+        out = request.infer([x.detach().contiguous().numpy(), *self.extra_inputs(net)])
         return torch.from_numpy(out[0].copy()).clamp_(0, 255)
 
     def run_batch(self, net: nn.Module, xs: list[Tensor]) -> list[Tensor]:
