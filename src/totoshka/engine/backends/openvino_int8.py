@@ -36,7 +36,7 @@ from totoshka.engine.backends.hardware import CpuInfo, cpu_info
 from totoshka.engine.backends.openvino import OpenVinoRunner
 from totoshka.engine.backends.ovconvert import residue
 
-COMPILED_SIZES = 4  # photo sizes kept compiled (a bot sees a few: 1280x960, 960x1280, ...)
+COMPILED_SIZES = 2  # photo sizes kept compiled: each holds its pass's memory (coldpath's 2)
 
 
 def _sample(size: tuple[int, int]) -> np.ndarray:
